@@ -1,0 +1,2 @@
+//! The farm configuration file (work in progress).
+#![forbid(unsafe_code)]
