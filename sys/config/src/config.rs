@@ -1,0 +1,163 @@
+//! The whole file: parsing, validation and lookups.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::checker::{resolve_checkers, Checker, CheckerSpec};
+use crate::error::{ConfigError, Problem, Problems};
+use crate::locate::{line_col, Locator};
+use crate::nodes::{resolve_nodes, resolve_vips, Node, NodeSpec, Vip, VipSpec};
+use crate::sections::{
+    Api, Assignment, Dataplane, Heartbeat, Module, ModuleSpec, Restart, Scripts,
+};
+use crate::validate::{self, Report};
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    module: ModuleSpec,
+    #[serde(default)]
+    node: Vec<NodeSpec>,
+    #[serde(default)]
+    heartbeat: Heartbeat,
+    #[serde(default)]
+    vip: Vec<VipSpec>,
+    #[serde(default)]
+    assignment: Assignment,
+    #[serde(default)]
+    dataplane: Dataplane,
+    #[serde(default)]
+    scripts: Scripts,
+    #[serde(default)]
+    checker: Vec<CheckerSpec>,
+    #[serde(default)]
+    restart: Restart,
+    #[serde(default)]
+    api: Api,
+}
+
+/// A loaded and validated configuration. Every default is filled in; relative script paths
+/// are resolved against `[scripts] dir`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Where it was read from (the path given to [`Config::load`] or the origin given to
+    /// [`Config::from_str`]); used in later error messages.
+    pub origin: String,
+    /// `[module]`.
+    pub module: Module,
+    /// `[[node]]`, in file order.
+    pub nodes: Vec<Node>,
+    /// `[heartbeat]`.
+    pub heartbeat: Heartbeat,
+    /// `[[vip]]`, in file order.
+    pub vips: Vec<Vip>,
+    /// `[assignment]`.
+    pub assignment: Assignment,
+    /// `[dataplane]`.
+    pub dataplane: Dataplane,
+    /// `[scripts]`.
+    pub scripts: Scripts,
+    /// `[[checker]]`, in file order.
+    pub checkers: Vec<Checker>,
+    /// `[restart]`.
+    pub restart: Restart,
+    /// `[api]`.
+    pub api: Api,
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`. Does not look at the files it refers
+    /// to: see [`Config::check_runtime`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        let cfg = Config::from_str(&text, &path.display().to_string())?;
+        tracing::debug!(file = %path.display(), module = %cfg.module.name, nodes = cfg.nodes.len(), "configuration loaded");
+        Ok(cfg)
+    }
+
+    /// Parses and validates `text`; `origin` names it in error messages (usually the path).
+    // Not `FromStr`: it needs the origin.
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| {
+            let (line_col, key) = match e.span() {
+                Some(span) => (
+                    Some(line_col(text, span.start)),
+                    Locator::new(text).key_at(span.start),
+                ),
+                None => (None, String::new()),
+            };
+            ConfigError::Invalid(Problems(vec![Problem {
+                file: origin.to_string(),
+                line_col,
+                key,
+                message: e.message().trim_end().to_string(),
+            }]))
+        })?;
+        let mut r = Report::default();
+        let module = file.module.resolve();
+        validate::module(&module, &mut r);
+        let nodes = resolve_nodes(file.node, &mut r);
+        validate::heartbeat(&file.heartbeat, &mut r);
+        let vips = resolve_vips(file.vip, &nodes, &mut r);
+        validate::assignment(&file.assignment, &nodes, &vips, &mut r);
+        let mut dataplane = file.dataplane;
+        validate::dataplane(&mut dataplane, &module, &vips, &mut r);
+        let mut scripts = file.scripts;
+        validate::scripts(&mut scripts, &mut r);
+        let checkers = resolve_checkers(
+            file.checker,
+            scripts.dir.as_ref(),
+            dataplane.enabled,
+            &mut r,
+        );
+        validate::restart(&file.restart, &mut r);
+        if !r.is_empty() {
+            return Err(ConfigError::Invalid(r.into_problems(origin, text)));
+        }
+        Ok(Config {
+            origin: origin.to_string(),
+            module,
+            nodes,
+            heartbeat: file.heartbeat,
+            vips,
+            assignment: file.assignment,
+            dataplane,
+            scripts,
+            checkers,
+            restart: file.restart,
+            api: file.api,
+        })
+    }
+
+    /// The node called `name`.
+    pub fn node_by_name(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == *name)
+    }
+
+    /// The node with id `id`.
+    pub fn node_by_id(&self, id: u8) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.id.get() == id)
+    }
+
+    /// The key of the client hash, from `module.hash_seed`.
+    pub fn hash_key(&self) -> farm_table::HashKey {
+        farm_table::HashKey::from_seed(self.module.hash_seed)
+    }
+
+    /// The bucket count.
+    pub fn buckets(&self) -> u32 {
+        self.module.buckets.get()
+    }
+
+    /// The VIP with address `addr`.
+    pub fn vip(&self, addr: std::net::IpAddr) -> Option<&Vip> {
+        self.vips.iter().find(|v| v.addr == addr)
+    }
+}

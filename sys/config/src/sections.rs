@@ -1,0 +1,288 @@
+//! The single-table sections: `[module]`, `[heartbeat]`, `[assignment]`, `[dataplane]`,
+//! `[scripts]`, `[restart]`, `[api]`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::types::Buckets;
+use crate::types::{duration, HashSeed, IfName, MacAddr, ModuleName, Uplink};
+
+/// `[module]` as written in the file (defaults that depend on the name are filled in later).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModuleSpec {
+    pub name: ModuleName,
+    pub cluster_id: u32,
+    pub hash_seed: Option<HashSeed>,
+    #[serde(default)]
+    pub buckets: Buckets,
+    pub secret_file: PathBuf,
+    pub log_dir: Option<PathBuf>,
+    pub run_dir: Option<PathBuf>,
+    pub table_file: Option<PathBuf>,
+}
+
+/// `[module]`: identity of the farm and where its files live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Module {
+    /// Module name (`[a-z0-9_-]`).
+    pub name: ModuleName,
+    /// Cluster id carried in every heartbeat; two farms on one LAN need different ids.
+    pub cluster_id: u32,
+    /// Seed of the client hash (default: the cluster id). See [`Config::hash_key`](crate::Config::hash_key).
+    pub hash_seed: u64,
+    /// Number of buckets (power of two, 256..=65536, default 4096).
+    pub buckets: Buckets,
+    /// File holding the heartbeat HMAC secret; must be mode 0600 (checked by
+    /// [`Config::check_runtime`](crate::Config::check_runtime)).
+    pub secret_file: PathBuf,
+    /// Log directory (default `/var/log/farm/<module>`).
+    pub log_dir: PathBuf,
+    /// Runtime directory: pid files, sockets (default `/run/farm/<module>`).
+    pub run_dir: PathBuf,
+    /// Shared-memory table file (default `/dev/shm/farm-<module>`).
+    pub table_file: PathBuf,
+}
+
+impl ModuleSpec {
+    pub(crate) fn resolve(self) -> Module {
+        let n = self.name.as_str().to_string();
+        Module {
+            hash_seed: self.hash_seed.map_or(u64::from(self.cluster_id), |s| s.0),
+            log_dir: self
+                .log_dir
+                .unwrap_or_else(|| PathBuf::from(format!("/var/log/farm/{n}"))),
+            run_dir: self
+                .run_dir
+                .unwrap_or_else(|| PathBuf::from(format!("/run/farm/{n}"))),
+            table_file: self
+                .table_file
+                .unwrap_or_else(|| PathBuf::from(format!("/dev/shm/farm-{n}"))),
+            name: self.name,
+            cluster_id: self.cluster_id,
+            buckets: self.buckets,
+            secret_file: self.secret_file,
+        }
+    }
+}
+
+/// `[heartbeat]`: UDP heartbeats between the nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Heartbeat {
+    /// UDP port on every heartbeat LAN (default 4790).
+    pub port: u16,
+    /// Interval between heartbeats (default 100ms).
+    #[serde(with = "duration")]
+    pub pulse: Duration,
+    /// A peer with no valid heartbeat for this long is dead (default 1s, at least 3 × pulse).
+    #[serde(with = "duration")]
+    pub dead_after: Duration,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat {
+            port: 4790,
+            pulse: Duration::from_millis(100),
+            dead_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How buckets are assigned to live nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Weighted rendezvous hashing over all live UP nodes (load balancing).
+    #[default]
+    Farm,
+    /// Active/passive: the live UP node with the best (lowest) priority owns every bucket.
+    Failover,
+}
+
+/// What a node does with the buckets of peers it cannot hear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Takeover {
+    /// Always take over (SafeKit farm behaviour; both sides serve during a partition).
+    #[default]
+    Always,
+    /// Only while the node sees a strict majority of the nodes (the witness counts as a vote).
+    Majority,
+}
+
+/// `[assignment]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Assignment {
+    /// `farm` (default) or `failover`.
+    pub mode: Mode,
+    /// Failover mode: when a better-priority node comes back, it takes the buckets back (default true).
+    pub failback: bool,
+    /// `always` (default) or `majority`.
+    pub takeover: Takeover,
+    /// Address pinged as a tie-breaker vote with `takeover = "majority"` (needed with 2 nodes).
+    pub witness: Option<IpAddr>,
+}
+
+impl Default for Assignment {
+    fn default() -> Self {
+        Assignment {
+            mode: Mode::Farm,
+            failback: true,
+            takeover: Takeover::Always,
+            witness: None,
+        }
+    }
+}
+
+/// The data plane's port to the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalPort {
+    /// DPDK `net_tap` (default).
+    #[default]
+    Tap,
+    /// DPDK `virtio_user` on vhost-net (faster).
+    VirtioUser,
+}
+
+/// `[dataplane]`: the DPDK process (`farm-dataplane`) that farmd supervises.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dataplane {
+    /// `false`: control-only mode (no data plane, e.g. behind a cloud load balancer). Default true.
+    pub enabled: bool,
+    /// Program farmd starts (default `farm-dataplane`, looked up in `PATH`).
+    pub binary: PathBuf,
+    /// The DPDK device on the wire; required when enabled.
+    pub uplink: Option<Uplink>,
+    /// `tap` (default) or `virtio_user`.
+    pub local_port: LocalPort,
+    /// Kernel interface name of the local port (default `farm0`).
+    pub tap_name: IfName,
+    /// Number of worker lcores (default 1).
+    pub workers: u32,
+    /// CPUs of the worker lcores, one per worker (default: chosen by the data plane).
+    pub lcores: Option<Vec<u32>>,
+    /// Never sleep when idle (default false: back off after `idle_polls_before_sleep` empty polls).
+    pub busy_poll: bool,
+    /// Empty polls before an idle worker starts sleeping (default 256).
+    pub idle_polls_before_sleep: u32,
+    /// Longest idle sleep (default 1ms).
+    #[serde(with = "duration")]
+    pub max_sleep: Duration,
+    /// Mbufs in the packet pool (default 8191).
+    pub mempool_size: u32,
+    /// Per-lcore mempool cache (default 256, at most 512 and at most mempool_size / 1.5).
+    pub mbuf_cache: u32,
+    /// Packets per rx/tx burst (default 32, 1..=512).
+    pub burst: u16,
+    /// Extra EAL arguments, appended last.
+    pub eal_args: Vec<String>,
+    /// EAL `--file-prefix` (default `farm-<module>`).
+    #[serde(deserialize_with = "crate::types::de_non_empty")]
+    pub file_prefix: String,
+    /// MAC address for the node (uplink and TAP) instead of the uplink's own.
+    pub node_mac: Option<MacAddr>,
+    /// farmd declares the data plane dead when its liveness stamp is older (default 500ms).
+    #[serde(with = "duration")]
+    pub liveness_timeout: Duration,
+}
+
+impl Default for Dataplane {
+    fn default() -> Self {
+        Dataplane {
+            enabled: true,
+            binary: PathBuf::from("farm-dataplane"),
+            uplink: None,
+            local_port: LocalPort::Tap,
+            tap_name: IfName::default(),
+            workers: 1,
+            lcores: None,
+            busy_poll: false,
+            idle_polls_before_sleep: 256,
+            max_sleep: Duration::from_millis(1),
+            mempool_size: 8191,
+            mbuf_cache: 256,
+            burst: 32,
+            eal_args: Vec::new(),
+            file_prefix: String::new(),
+            node_mac: None,
+            liveness_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// `[scripts]`: the application's start/stop scripts.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scripts {
+    /// Directory for relative script paths (here and in `custom` checkers).
+    pub dir: Option<PathBuf>,
+    /// Started when the module starts, before the node joins the farm (resolved against `dir`).
+    pub start_both: Option<PathBuf>,
+    /// Run when the module stops (`stop_both`, then `stop_both force`).
+    pub stop_both: Option<PathBuf>,
+    /// Time limit of each script run (default 300s).
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// Extra environment variables for scripts and custom checkers.
+    pub env: BTreeMap<String, String>,
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Scripts {
+            dir: None,
+            start_both: None,
+            stop_both: None,
+            timeout: Duration::from_secs(300),
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[restart]`: how often checkers may restart the module.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Restart {
+    /// Restarts allowed within `loop_interval`; one more failure stops the module (default 3).
+    pub maxloop: u32,
+    /// Window of the restart count (default 24h).
+    #[serde(with = "duration")]
+    pub loop_interval: Duration,
+}
+
+impl Default for Restart {
+    fn default() -> Self {
+        Restart {
+            maxloop: 3,
+            loop_interval: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// `[api]`: farmd's HTTP API (state, health URL, commands).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    /// Listen address (default `0.0.0.0:9010`).
+    pub listen: SocketAddr,
+    /// File holding the bearer token for POST endpoints; without it POST is refused.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9010),
+            token_file: None,
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Semantic checks of the sections that have no module of their own, and the problem list
+//! they feed.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Problem, Problems};
+use crate::locate::Locator;
+use crate::nodes::{Node, Vip};
+use crate::sections::{Assignment, Dataplane, Heartbeat, Module, Restart, Scripts, Takeover};
+use crate::types::duration::show;
+
+/// Problems found so far, as (key path, message).
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    items: Vec<(String, String)>,
+}
+
+impl Report {
+    pub(crate) fn err(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.items.push((key.into(), message.into()));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Attaches the file name and the position of each key.
+    pub(crate) fn into_problems(self, origin: &str, text: &str) -> Problems {
+        let loc = Locator::new(text);
+        Problems(
+            self.items
+                .into_iter()
+                .map(|(key, message)| Problem {
+                    file: origin.to_string(),
+                    line_col: loc.position_of(&key),
+                    key,
+                    message,
+                })
+                .collect(),
+        )
+    }
+}
+
+fn absolute(r: &mut Report, key: &str, p: &Path) {
+    if !p.is_absolute() {
+        r.err(
+            key,
+            format!(
+                "expected an absolute path, got {:?}",
+                p.display().to_string()
+            ),
+        );
+    }
+}
+
+pub(crate) fn module(m: &Module, r: &mut Report) {
+    absolute(r, "module.secret_file", &m.secret_file);
+    absolute(r, "module.log_dir", &m.log_dir);
+    absolute(r, "module.run_dir", &m.run_dir);
+    absolute(r, "module.table_file", &m.table_file);
+}
+
+pub(crate) fn heartbeat(h: &Heartbeat, r: &mut Report) {
+    if h.port == 0 {
+        r.err("heartbeat.port", "expected a UDP port between 1 and 65535");
+    }
+    if h.pulse < std::time::Duration::from_millis(1) {
+        r.err(
+            "heartbeat.pulse",
+            format!("expected at least 1ms, got {}", show(h.pulse)),
+        );
+    }
+    if h.dead_after < h.pulse * 3 {
+        r.err(
+            "heartbeat.dead_after",
+            format!(
+                "expected at least 3 × pulse ({}), got {}; a single lost heartbeat must not kill a node",
+                show(h.pulse * 3),
+                show(h.dead_after)
+            ),
+        );
+    }
+}
+
+pub(crate) fn assignment(a: &Assignment, nodes: &[Node], vips: &[Vip], r: &mut Report) {
+    match (a.takeover, a.witness) {
+        (Takeover::Always, Some(_)) => r.err(
+            "assignment.witness",
+            "a witness is only used with takeover = \"majority\"; expected no witness",
+        ),
+        (Takeover::Majority, None) if nodes.len() == 2 => r.err(
+            "assignment.takeover",
+            "takeover = \"majority\" with 2 nodes never fails over; expected a witness address",
+        ),
+        _ => {}
+    }
+    if let Some(w) = a.witness {
+        if nodes.iter().any(|n| n.addrs.contains(&w)) || vips.iter().any(|v| v.addr == w) {
+            r.err(
+                "assignment.witness",
+                format!("expected a third machine's address, but {w} is a node address or a VIP"),
+            );
+        }
+    }
+}
+
+pub(crate) fn dataplane(d: &mut Dataplane, module: &Module, vips: &[Vip], r: &mut Report) {
+    if d.file_prefix.is_empty() {
+        d.file_prefix = format!("farm-{}", module.name);
+    } else if d.file_prefix.chars().any(|c| c == '/' || c.is_whitespace()) {
+        r.err(
+            "dataplane.file_prefix",
+            format!("expected no '/' or spaces, got {:?}", d.file_prefix),
+        );
+    }
+    if !d.enabled {
+        return;
+    }
+    if d.uplink.is_none() {
+        r.err("dataplane", "missing uplink: expected uplink = a PCI address (\"0000:01:00.0\") or a vdev (\"net_af_packet0,iface=veth0\"), or enabled = false");
+    }
+    if vips.is_empty() {
+        r.err(
+            "vip",
+            "expected at least one [[vip]] when the data plane is enabled",
+        );
+    }
+    let max = farm_table::MAX_LCORES as u32;
+    if !(1..=max).contains(&d.workers) {
+        r.err(
+            "dataplane.workers",
+            format!("expected between 1 and {max} workers, got {}", d.workers),
+        );
+    }
+    if let Some(l) = &d.lcores {
+        if l.len() != d.workers as usize {
+            r.err(
+                "dataplane.lcores",
+                format!(
+                    "expected one CPU per worker ({} workers), got {} CPUs",
+                    d.workers,
+                    l.len()
+                ),
+            );
+        }
+        for (i, c) in l.iter().enumerate() {
+            if l[..i].contains(c) {
+                r.err(
+                    format!("dataplane.lcores[{i}]"),
+                    format!("duplicate CPU {c}; expected distinct CPUs"),
+                );
+            }
+        }
+    }
+    if !d.busy_poll && d.max_sleep.is_zero() {
+        r.err(
+            "dataplane.max_sleep",
+            "expected a duration above zero (or busy_poll = true)",
+        );
+    }
+    if d.mempool_size < 512 {
+        r.err(
+            "dataplane.mempool_size",
+            format!("expected at least 512 mbufs, got {}", d.mempool_size),
+        );
+    }
+    if d.mbuf_cache > 512 || u64::from(d.mbuf_cache) * 3 > u64::from(d.mempool_size) * 2 {
+        r.err(
+            "dataplane.mbuf_cache",
+            format!(
+                "expected at most 512 and at most mempool_size / 1.5 ({}), got {}",
+                d.mempool_size * 2 / 3,
+                d.mbuf_cache
+            ),
+        );
+    }
+    if !(1..=512).contains(&d.burst) {
+        r.err(
+            "dataplane.burst",
+            format!("expected between 1 and 512 packets, got {}", d.burst),
+        );
+    }
+    if d.liveness_timeout.is_zero() {
+        r.err(
+            "dataplane.liveness_timeout",
+            "expected a duration above zero",
+        );
+    }
+    for (i, a) in d.eal_args.iter().enumerate() {
+        let opt = a.split('=').next().unwrap_or(a);
+        if matches!(opt, "--file-prefix" | "-l" | "--lcores" | "-c") {
+            r.err(format!("dataplane.eal_args[{i}]"), format!("{opt} is set from the config (file_prefix, lcores); expected other EAL options"));
+        }
+    }
+}
+
+fn resolve_script(r: &mut Report, key: &str, dir: Option<&PathBuf>, p: &mut Option<PathBuf>) {
+    let Some(path) = p.as_mut() else { return };
+    if path.is_absolute() {
+        return;
+    }
+    match dir {
+        Some(d) if !path.as_os_str().is_empty() => *path = d.join(&*path),
+        _ => r.err(
+            key,
+            format!(
+                "expected an absolute path, or [scripts] dir to resolve it against, got {:?}",
+                path.display().to_string()
+            ),
+        ),
+    }
+}
+
+pub(crate) fn scripts(s: &mut Scripts, r: &mut Report) {
+    if let Some(d) = &s.dir {
+        absolute(r, "scripts.dir", d);
+    }
+    let dir = s.dir.clone();
+    resolve_script(r, "scripts.start_both", dir.as_ref(), &mut s.start_both);
+    resolve_script(r, "scripts.stop_both", dir.as_ref(), &mut s.stop_both);
+    if s.timeout.is_zero() {
+        r.err("scripts.timeout", "expected a duration above zero");
+    }
+    for name in s.env.keys() {
+        let ok = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            r.err(
+                format!("scripts.env.{name}"),
+                format!("expected an environment variable name like FOO_BAR, got {name:?}"),
+            );
+        }
+    }
+}
+
+pub(crate) fn restart(x: &Restart, r: &mut Report) {
+    if x.loop_interval.is_zero() {
+        r.err("restart.loop_interval", "expected a duration above zero");
+    }
+}
