@@ -72,6 +72,7 @@ pub(crate) struct CheckerSpec {
     process: Option<String>,
     pattern: Option<String>,
     at_least: Option<u32>,
+    #[serde(default, deserialize_with = "crate::types::ip::opt")]
     addr: Option<IpAddr>,
     port: Option<u16>,
     url: Option<String>,
@@ -255,7 +256,10 @@ impl CheckerSpec {
                         Err(e) => {
                             r.err(
                                 format!("{at}.pattern"),
-                                format!("expected a regular expression: {e}"),
+                                format!(
+                                    "expected a regular expression: {}",
+                                    one_line(&e.to_string())
+                                ),
                             );
                             None
                         }
@@ -447,4 +451,14 @@ pub(crate) fn resolve_checkers(
         out.push(c);
     }
     out
+}
+
+/// The last line of a multi-line message (regex syntax errors draw a caret diagram).
+fn one_line(msg: &str) -> String {
+    let last = msg
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(msg);
+    last.trim().trim_start_matches("error: ").to_string()
 }

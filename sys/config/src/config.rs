@@ -97,7 +97,13 @@ impl Config {
                 file: origin.to_string(),
                 line_col,
                 key,
-                message: e.message().trim_end().to_string(),
+                message: e
+                    .message()
+                    .trim()
+                    .lines()
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join("; "),
             }]))
         })?;
         let mut r = Report::default();
@@ -159,5 +165,40 @@ impl Config {
     /// The VIP with address `addr`.
     pub fn vip(&self, addr: std::net::IpAddr) -> Option<&Vip> {
         self.vips.iter().find(|v| v.addr == addr)
+    }
+}
+
+/// Per-node values: a config shared by several nodes on one machine (the namespace lab) can
+/// write `{node}` in `module.log_dir`, `module.run_dir`, `module.table_file` and
+/// `dataplane.file_prefix`; it stands for the local node's name.
+impl Config {
+    /// Replaces `{node}` with `node_name` in the per-node values.
+    pub fn localize(&mut self, node_name: &str) {
+        let expand = |p: &mut std::path::PathBuf| {
+            let s = p.to_string_lossy();
+            if s.contains(validate::NODE_PLACEHOLDER) {
+                *p = s.replace(validate::NODE_PLACEHOLDER, node_name).into();
+            }
+        };
+        expand(&mut self.module.log_dir);
+        expand(&mut self.module.run_dir);
+        expand(&mut self.module.table_file);
+        self.dataplane.file_prefix = self
+            .dataplane
+            .file_prefix
+            .replace(validate::NODE_PLACEHOLDER, node_name);
+    }
+
+    /// What farmd and the data plane call at start-up: [`Config::load`], then
+    /// [`Config::local_node`] (the node named `name_override`, e.g. from `--node`, or the one
+    /// whose address is on this machine), then [`Config::localize`] for that node.
+    pub fn load_local(
+        path: impl AsRef<Path>,
+        name_override: Option<&str>,
+    ) -> Result<(Config, Node), ConfigError> {
+        let mut cfg = Config::load(path)?;
+        let node = cfg.local_node(name_override)?.clone();
+        cfg.localize(node.name.as_str());
+        Ok((cfg, node))
     }
 }

@@ -14,6 +14,7 @@ use crate::validate::Report;
 pub(crate) struct NodeSpec {
     pub name: Name,
     pub id: Option<NodeId>,
+    #[serde(deserialize_with = "crate::types::ip::list")]
     pub addrs: Vec<IpAddr>,
     #[serde(default)]
     pub weight: Weight,
@@ -50,6 +51,7 @@ pub(crate) struct RuleSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VipSpec {
+    #[serde(deserialize_with = "crate::types::ip::one")]
     pub addr: IpAddr,
     #[serde(default)]
     pub rule: Vec<RuleSpec>,
@@ -187,7 +189,7 @@ fn check_nodes(nodes: &[Node], r: &mut Report) {
             r.err(
                 format!("node[{i}].addrs"),
                 format!(
-                    "expected {lans} addresses like node[0] (one per heartbeat LAN), got {}",
+                    "expected as many addresses as node[0] ({lans}, one per heartbeat LAN), got {}",
                     n.addrs.len()
                 ),
             );

@@ -127,6 +127,7 @@ pub struct Assignment {
     /// `always` (default) or `majority`.
     pub takeover: Takeover,
     /// Address pinged as a tie-breaker vote with `takeover = "majority"` (needed with 2 nodes).
+    #[serde(deserialize_with = "crate::types::ip::opt")]
     pub witness: Option<IpAddr>,
 }
 
@@ -273,6 +274,7 @@ impl Default for Restart {
 #[serde(deny_unknown_fields, default)]
 pub struct Api {
     /// Listen address (default `0.0.0.0:9010`).
+    #[serde(deserialize_with = "crate::types::ip::socket")]
     pub listen: SocketAddr,
     /// File holding the bearer token for POST endpoints; without it POST is refused.
     pub token_file: Option<PathBuf>,

@@ -490,6 +490,68 @@ impl TryFrom<String> for Uplink {
     }
 }
 
+/// Serde helpers for IP addresses with messages that show the bad value.
+pub(crate) mod ip {
+    use super::*;
+    use std::net::{IpAddr, SocketAddr};
+
+    /// Parses inside the deserializer's `visit_str`, so the error carries the value's span.
+    fn with_str<'de, D: Deserializer<'de>, T>(
+        d: D,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, D::Error> {
+        struct V<F>(F);
+        impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for V<F> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+                (self.0)(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V(parse))
+    }
+
+    fn parse(s: &str) -> Result<IpAddr, String> {
+        s.parse().map_err(|_| {
+            format!("expected an IPv4 or IPv6 address like \"198.18.0.1\" or \"2001:db8::1\", got {s:?}")
+        })
+    }
+
+    pub(crate) fn one<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
+        with_str(d, parse)
+    }
+
+    pub(crate) fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+        with_str(d, parse).map(Some)
+    }
+
+    /// One list element, so that an error points at the element, not the list.
+    struct Elem(IpAddr);
+
+    impl<'de> Deserialize<'de> for Elem {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            one(d).map(Elem)
+        }
+    }
+
+    pub(crate) fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpAddr>, D::Error> {
+        Ok(Vec::<Elem>::deserialize(d)?
+            .into_iter()
+            .map(|e| e.0)
+            .collect())
+    }
+
+    pub(crate) fn socket<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+        with_str(d, |s| {
+            s.parse().map_err(|_| {
+                format!("expected an address and port like \"0.0.0.0:9010\" or \"[::]:9010\", got {s:?}")
+            })
+        })
+    }
+}
+
 /// Serde helpers for durations written like `"100ms"`, `"1s"`, `"5m"`, `"24h"`.
 pub(crate) mod duration {
     use super::*;

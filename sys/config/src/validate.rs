@@ -53,11 +53,31 @@ fn absolute(r: &mut Report, key: &str, p: &Path) {
     }
 }
 
+/// The placeholder that per-node values may contain (see [`Config::localize`](crate::Config::localize)).
+pub(crate) const NODE_PLACEHOLDER: &str = "{node}";
+
+/// Only `{node}` may appear between braces.
+fn placeholders(r: &mut Report, key: &str, value: &str) {
+    if value.replace(NODE_PLACEHOLDER, "").contains(['{', '}']) {
+        r.err(
+            key,
+            format!(
+                "expected no braces other than the {NODE_PLACEHOLDER} placeholder, got {value:?}"
+            ),
+        );
+    }
+}
+
 pub(crate) fn module(m: &Module, r: &mut Report) {
     absolute(r, "module.secret_file", &m.secret_file);
-    absolute(r, "module.log_dir", &m.log_dir);
-    absolute(r, "module.run_dir", &m.run_dir);
-    absolute(r, "module.table_file", &m.table_file);
+    for (key, p) in [
+        ("module.log_dir", &m.log_dir),
+        ("module.run_dir", &m.run_dir),
+        ("module.table_file", &m.table_file),
+    ] {
+        absolute(r, key, p);
+        placeholders(r, key, &p.to_string_lossy());
+    }
 }
 
 pub(crate) fn heartbeat(h: &Heartbeat, r: &mut Report) {
@@ -113,6 +133,7 @@ pub(crate) fn dataplane(d: &mut Dataplane, module: &Module, vips: &[Vip], r: &mu
             format!("expected no '/' or spaces, got {:?}", d.file_prefix),
         );
     }
+    placeholders(r, "dataplane.file_prefix", &d.file_prefix);
     if !d.enabled {
         return;
     }
