@@ -196,6 +196,52 @@ fn malformed_configs_name_file_key_and_expectation() {
             &["farm-test.toml:4:1", "module.secret_file", "expected an absolute path"],
         ),
         (
+            "icmp with ports",
+            format!("{BASE}\n[[vip.rule]]\nproto = \"icmp\"\nports = \"80\"\n"),
+            &["farm-test.toml:29:1", "vip[0].rule[1].ports", "expected no ports (or \"all\") for icmp"],
+        ),
+        (
+            "witness without majority",
+            format!("{BASE}\n[assignment]\nwitness = \"198.18.0.254\"\n"),
+            &["farm-test.toml:28:1", "assignment.witness", "only used with takeover = \"majority\""],
+        ),
+        (
+            "dataplane checker in control-only mode",
+            patch("uplink = \"net_af_packet0,iface=veth0\"", "enabled = false")
+                + "\n[[checker]]\nname = \"dp\"\nkind = \"dataplane\"\n",
+            &["farm-test.toml:29:1", "checker[0].kind", "expected [dataplane] enabled = true"],
+        ),
+        (
+            "placeholder other than {node}",
+            patch("cluster_id = 7", "cluster_id = 7\ntable_file = \"/dev/shm/farm-{module}\""),
+            &["farm-test.toml:4:1", "module.table_file", "other than the {node} placeholder"],
+        ),
+        (
+            "eal_args overriding file_prefix",
+            patch("uplink = \"net_af_packet0,iface=veth0\"", "uplink = \"net_af_packet0\"\neal_args = [\"--no-huge\", \"--file-prefix=x\"]"),
+            &["farm-test.toml:26:", "dataplane.eal_args[1]", "--file-prefix is set from the config"],
+        ),
+        (
+            "listen address",
+            format!("{BASE}\n[api]\nlisten = \"9010\"\n"),
+            &["farm-test.toml:28:10", "api.listen", "expected an address and port like"],
+        ),
+        (
+            "lcores count",
+            patch("uplink = \"net_af_packet0,iface=veth0\"", "uplink = \"net_af_packet0\"\nworkers = 2\nlcores = [1]"),
+            &["farm-test.toml:27:1", "dataplane.lcores", "expected one CPU per worker (2 workers), got 1 CPUs"],
+        ),
+        (
+            "mbuf cache too big for the pool",
+            patch("uplink = \"net_af_packet0,iface=veth0\"", "uplink = \"net_af_packet0\"\nmempool_size = 512\nmbuf_cache = 400"),
+            &["farm-test.toml:27:1", "dataplane.mbuf_cache", "at most mempool_size / 1.5 (341), got 400"],
+        ),
+        (
+            "relative script without dir",
+            format!("{BASE}\n[scripts]\nstart_both = \"start_both\"\n"),
+            &["farm-test.toml:28:1", "scripts.start_both", "or [scripts] dir to resolve it against"],
+        ),
+        (
             "syntax error",
             patch("cluster_id = 7", "cluster_id = = 7"),
             &["farm-test.toml:3:14", "invalid string; expected"],
@@ -328,5 +374,33 @@ fn check_runtime_checks_scripts_and_binary() {
     assert!(
         msg.contains("dataplane.binary") && msg.contains("no-such-dataplane"),
         "{msg}"
+    );
+}
+
+#[test]
+fn local_node_by_name_or_by_address() {
+    let text = patch("addrs = [\"198.18.0.2\"]", "addrs = [\"127.0.0.1\"]");
+    let cfg = Config::from_str(&text, "f.toml").unwrap();
+    assert_eq!(cfg.local_node(Some("n1")).unwrap().id.get(), 0);
+    let msg = cfg.local_node(Some("n9")).unwrap_err().to_string();
+    assert!(
+        msg.contains("f.toml: node: no [[node]] is named \"n9\"; expected one of: n1, n2"),
+        "{msg}"
+    );
+    // 127.0.0.1 is on this machine's loopback interface: n2 is found by address.
+    assert_eq!(cfg.local_node(None).unwrap().name.as_str(), "n2");
+    let none = cfg
+        .local_node_among(&["198.18.9.9".parse().unwrap()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        none.contains("no node address is configured on this machine") && none.contains("--node"),
+        "{none}"
+    );
+    let both = ["198.18.0.1".parse().unwrap(), "127.0.0.1".parse().unwrap()];
+    let many = cfg.local_node_among(&both).unwrap_err().to_string();
+    assert!(
+        many.contains("several nodes") && many.contains("n1, n2"),
+        "{many}"
     );
 }
