@@ -161,7 +161,7 @@ pub struct Dataplane {
     pub enabled: bool,
     /// Program farmd starts (default `farm-dataplane`, looked up in `PATH`).
     pub binary: PathBuf,
-    /// The DPDK device on the wire; required when enabled.
+    /// The DPDK device on the wire; required (so always `Some`) when `enabled`.
     pub uplink: Option<Uplink>,
     /// `tap` (default) or `virtio_user`.
     pub local_port: LocalPort,
