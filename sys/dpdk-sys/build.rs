@@ -33,14 +33,22 @@ fn main() {
     let src = crate_dir.join("src");
 
     // Dependents (links = "dpdk") see these as DEP_DPDK_INCLUDE / DEP_DPDK_CFLAGS.
-    let includes: Vec<String> = lib.include_paths.iter().map(|p| p.display().to_string()).collect();
+    let includes: Vec<String> = lib
+        .include_paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     println!("cargo:include={}", includes.join(":"));
     println!("cargo:cflags={}", cflags.join(" "));
     println!("cargo:rustc-check-cfg=cfg(dpdk_sys_docs)");
 
     // --- C shim -------------------------------------------------------------------
     let mut build = cc::Build::new();
-    build.file(src.join("shim.c")).include(&src).opt_level(3).warnings(true);
+    build
+        .file(src.join("shim.c"))
+        .include(&src)
+        .opt_level(3)
+        .warnings(true);
     for flag in &cflags {
         build.flag(flag);
     }
@@ -88,7 +96,10 @@ fn pkg_config_cflags() -> Vec<String> {
         .args(["--cflags", "libdpdk"])
         .output()
         .unwrap_or_else(|e| panic!("running {pkg_config} --cflags libdpdk: {e}"));
-    assert!(output.status.success(), "{pkg_config} --cflags libdpdk failed");
+    assert!(
+        output.status.success(),
+        "{pkg_config} --cflags libdpdk failed"
+    );
     String::from_utf8(output.stdout)
         .expect("pkg-config output is UTF-8")
         .split_whitespace()

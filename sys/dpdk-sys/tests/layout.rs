@@ -11,10 +11,22 @@ fn struct_sizes_match_c() {
     // SAFETY: the shim_sizeof_* functions take no arguments and only return sizeof().
     unsafe {
         assert_eq!(size_of::<sys::rte_mbuf>(), sys::shim_sizeof_rte_mbuf());
-        assert_eq!(size_of::<sys::rte_eth_conf>(), sys::shim_sizeof_rte_eth_conf());
-        assert_eq!(size_of::<sys::rte_eth_dev_info>(), sys::shim_sizeof_rte_eth_dev_info());
-        assert_eq!(size_of::<sys::rte_eth_stats>(), sys::shim_sizeof_rte_eth_stats());
-        assert_eq!(size_of::<sys::rte_eth_link>(), sys::shim_sizeof_rte_eth_link());
+        assert_eq!(
+            size_of::<sys::rte_eth_conf>(),
+            sys::shim_sizeof_rte_eth_conf()
+        );
+        assert_eq!(
+            size_of::<sys::rte_eth_dev_info>(),
+            sys::shim_sizeof_rte_eth_dev_info()
+        );
+        assert_eq!(
+            size_of::<sys::rte_eth_stats>(),
+            sys::shim_sizeof_rte_eth_stats()
+        );
+        assert_eq!(
+            size_of::<sys::rte_eth_link>(),
+            sys::shim_sizeof_rte_eth_link()
+        );
     }
     // Two cache lines, as DPDK documents.
     assert_eq!(size_of::<sys::rte_mbuf>(), 128);
@@ -24,19 +36,36 @@ fn struct_sizes_match_c() {
 fn mbuf_field_offsets_match_c() {
     // SAFETY: the shim_offsetof_* functions take no arguments and only return offsetof().
     unsafe {
-        assert_eq!(offset_of!(sys::rte_mbuf, data_off), sys::shim_offsetof_rte_mbuf_data_off());
-        assert_eq!(offset_of!(sys::rte_mbuf, pkt_len), sys::shim_offsetof_rte_mbuf_pkt_len());
-        assert_eq!(offset_of!(sys::rte_mbuf, data_len), sys::shim_offsetof_rte_mbuf_data_len());
-        assert_eq!(offset_of!(sys::rte_mbuf, pool), sys::shim_offsetof_rte_mbuf_pool());
+        assert_eq!(
+            offset_of!(sys::rte_mbuf, data_off),
+            sys::shim_offsetof_rte_mbuf_data_off()
+        );
+        assert_eq!(
+            offset_of!(sys::rte_mbuf, pkt_len),
+            sys::shim_offsetof_rte_mbuf_pkt_len()
+        );
+        assert_eq!(
+            offset_of!(sys::rte_mbuf, data_len),
+            sys::shim_offsetof_rte_mbuf_data_len()
+        );
+        assert_eq!(
+            offset_of!(sys::rte_mbuf, pool),
+            sys::shim_offsetof_rte_mbuf_pool()
+        );
         // hash.rss sits at the start of the second anonymous union.
-        assert_eq!(offset_of!(sys::rte_mbuf, __bindgen_anon_2), sys::shim_offsetof_rte_mbuf_hash_rss());
+        assert_eq!(
+            offset_of!(sys::rte_mbuf, __bindgen_anon_2),
+            sys::shim_offsetof_rte_mbuf_hash_rss()
+        );
     }
 }
 
 #[test]
 fn version_is_22_11() {
     // SAFETY: rte_version() returns a pointer to a static NUL-terminated string.
-    let v = unsafe { CStr::from_ptr(sys::shim_rte_version()) }.to_string_lossy().into_owned();
+    let v = unsafe { CStr::from_ptr(sys::shim_rte_version()) }
+        .to_string_lossy()
+        .into_owned();
     assert!(v.starts_with("DPDK 22.11"), "unexpected DPDK version {v:?}");
 }
 
@@ -75,7 +104,10 @@ fn function_like_macro_constants_are_exported() {
     assert_eq!(sys::SHIM_RTE_ETH_RX_OFFLOAD_RSS_HASH, 1 << 19);
     assert_eq!(sys::SHIM_RTE_ETH_RSS_IP & sys::SHIM_RTE_ETH_RSS_TCP, 0);
     assert_ne!(sys::SHIM_RTE_ETH_RSS_IP, 0);
-    assert_eq!(sys::RTE_MBUF_DEFAULT_BUF_SIZE, 2048 + sys::RTE_PKTMBUF_HEADROOM);
+    assert_eq!(
+        sys::RTE_MBUF_DEFAULT_BUF_SIZE,
+        2048 + sys::RTE_PKTMBUF_HEADROOM
+    );
 }
 
 /// Linux `EINVAL`.
