@@ -1,0 +1,218 @@
+//! farmd's HTTP API (default port 9010), served by `tiny_http` on dedicated threads.
+//!
+//! | method | path | answer |
+//! | --- | --- | --- |
+//! | GET, HEAD | `/var/modules/<module>/ready.txt` | 200 `OK` when UP; 404 (body: the state) otherwise |
+//! | GET | `/api/v1/status` | [`Status`] as JSON |
+//! | GET | `/api/v1/buckets/<n>` | [`BucketOwner`] as JSON |
+//! | GET | `/metrics` | Prometheus text format ([`metrics::render`]) |
+//! | POST | `/api/v1/start`, `/api/v1/stop`, `/api/v1/restart` | 202; needs `Authorization: Bearer <token>` |
+//!
+//! POST bodies are optional; when present they are a JSON object `{"reason": "..."}`. Errors are
+//! JSON `{"error": "..."}`: 400 bad body, 401 missing or wrong token, 403 no token configured
+//! (`[api] token_file`), 404 unknown path, 405 wrong method, 413 body too large, 503 farmd is
+//! shutting down. Commands reach farmd's loop as [`CommandRequest`]s on a channel; the API
+//! reads the [`Status`] that the loop publishes in a [`SharedStatus`].
+
+pub mod client;
+pub mod metrics;
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+pub use client::{ApiClient, ClientError};
+pub use server::{ApiError, ApiServer, ApiSettings, CommandRequest};
+
+use crate::lifecycle::{Command, State};
+
+/// One checker, as shown by the API.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckerStatus {
+    /// Name.
+    pub name: String,
+    /// `kind` (process, tcp, http, custom, interface, ping, dataplane).
+    pub kind: String,
+    /// `restart`, `stopstart` or `wait`.
+    pub action: String,
+    /// Current verdict.
+    pub healthy: bool,
+    /// Consecutive failed runs.
+    pub consecutive_failures: u32,
+    /// Consecutive successful runs.
+    pub consecutive_successes: u32,
+    /// Result of the last run.
+    pub last_ok: Option<bool>,
+    /// Detail of the last run.
+    pub last_detail: Option<String>,
+    /// When the last run finished (Unix ms).
+    pub last_run_unix_ms: Option<u64>,
+    /// Runs since farmd started.
+    pub runs: u64,
+    /// Times the verdict went to failed.
+    pub failures: u64,
+}
+
+/// The restart policy's count.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartStatus {
+    /// Automatic restarts in the current window.
+    pub count: u32,
+    /// Allowed in the window.
+    pub maxloop: u32,
+    /// The window, in seconds.
+    pub loop_interval_secs: u64,
+}
+
+/// A farm member as this node sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Node id.
+    pub id: u8,
+    /// Node name.
+    pub name: String,
+    /// This node.
+    pub is_self: bool,
+    /// Heard from recently (or this node).
+    pub live: bool,
+    /// The state it advertises (`None`: never heard).
+    pub state: Option<State>,
+    /// Its weight.
+    pub weight: u16,
+    /// Buckets it owns in this node's table.
+    pub buckets: u32,
+    /// Milliseconds since its last valid heartbeat.
+    pub last_heard_ms_ago: Option<u64>,
+}
+
+/// Heartbeat counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatStats {
+    /// Valid heartbeats received.
+    pub rx: u64,
+    /// Heartbeats sent.
+    pub tx: u64,
+    /// Heartbeats rejected, by reason (e.g. `bad_mac`, `replay`, `wrong_cluster`).
+    pub rejected: BTreeMap<String, u64>,
+}
+
+/// The data plane's region of the table, summarised.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataplaneSummary {
+    /// Its pid (0 = not attached).
+    pub pid: u32,
+    /// Uplink link state.
+    pub link_up: bool,
+    /// Uplink speed.
+    pub link_speed_mbps: u32,
+    /// Age of the newest liveness stamp, in ms.
+    pub liveness_age_ms: Option<u64>,
+    /// Lcores online (not sleeping).
+    pub lcores_online: u32,
+    /// Lcores.
+    pub lcores: u32,
+    /// Every counter ([`farm_table::Counter::name`]) summed over lcores.
+    pub counters: BTreeMap<String, u64>,
+}
+
+impl DataplaneSummary {
+    /// Summarises a snapshot taken at `now_ns` (`CLOCK_MONOTONIC`).
+    pub fn from_table(s: &farm_table::DataplaneStatus, now_ns: u64) -> DataplaneSummary {
+        DataplaneSummary {
+            pid: s.pid,
+            link_up: s.link_up,
+            link_speed_mbps: s.link_speed_mbps,
+            liveness_age_ms: crate::checkers::dataplane::stamp_age(s.liveness_ns, now_ns).map(|d| d.as_millis() as u64),
+            lcores_online: s.lcores.iter().filter(|l| l.online).count() as u32,
+            lcores: s.lcores.len() as u32,
+            counters: farm_table::Counter::ALL.iter().map(|&c| (c.name().to_string(), s.total(c))).collect(),
+        }
+    }
+}
+
+/// Everything `GET /api/v1/status` shows. farmd fills it; the lifecycle part comes from
+/// [`crate::lifecycle::driver::ModuleRuntime::fill_status`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Module name.
+    pub module: String,
+    /// This node's name.
+    pub node: String,
+    /// This node's id.
+    pub node_id: u8,
+    /// Lifecycle state.
+    pub state: State,
+    /// Since when (Unix ms).
+    pub state_since_unix_ms: u64,
+    /// A command queued behind a transient state.
+    pub pending_command: Option<Command>,
+    /// Checkers with action `wait` holding the node in WAIT.
+    pub waiting_on: Vec<String>,
+    /// The configured nodes.
+    pub members: Vec<MemberStatus>,
+    /// Ids of the members in this node's view (live and UP).
+    pub view: Vec<u8>,
+    /// Generation of the table last published.
+    pub table_generation: u64,
+    /// Bucket count.
+    pub buckets_total: u32,
+    /// Buckets this node owns.
+    pub buckets_owned: u32,
+    /// Checkers.
+    pub checkers: Vec<CheckerStatus>,
+    /// Restart policy count.
+    pub restarts: RestartStatus,
+    /// Heartbeat counters.
+    pub heartbeat: HeartbeatStats,
+    /// The data plane (`None` in control-only mode or before it attaches).
+    pub dataplane: Option<DataplaneSummary>,
+    /// The published table, per bucket (not serialized in the status; see
+    /// `GET /api/v1/buckets/<n>`).
+    #[serde(skip)]
+    pub table: Vec<farm_table::BucketEntry>,
+}
+
+impl Status {
+    /// The name of member `id`, if configured.
+    pub fn member_name(&self, id: u8) -> Option<&str> {
+        self.members.iter().find(|m| m.id == id).map(|m| m.name.as_str())
+    }
+
+    /// Who owns `bucket` in the published table.
+    pub fn bucket_owner(&self, bucket: u32) -> Option<BucketOwner> {
+        let e = self.table.get(bucket as usize)?;
+        let id = |n: u8| (n != farm_table::NO_NODE).then_some(n);
+        Some(BucketOwner {
+            bucket,
+            owner: id(e.owner),
+            owner_name: id(e.owner).and_then(|n| self.member_name(n)).map(str::to_string),
+            prev_owner: id(e.prev_owner),
+            table_generation: self.table_generation,
+        })
+    }
+}
+
+/// `GET /api/v1/buckets/<n>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketOwner {
+    /// The bucket.
+    pub bucket: u32,
+    /// Its owner's id (`None`: unowned).
+    pub owner: Option<u8>,
+    /// Its owner's name.
+    pub owner_name: Option<String>,
+    /// Previous owner while a handover is in progress.
+    pub prev_owner: Option<u8>,
+    /// Generation of the table.
+    pub table_generation: u64,
+}
+
+/// The status shared between farmd's loop (writer) and the API threads (readers).
+pub type SharedStatus = Arc<RwLock<Status>>;
+
+/// A new shared status.
+pub fn shared_status(st: Status) -> SharedStatus {
+    Arc::new(RwLock::new(st))
+}

@@ -1,0 +1,446 @@
+//! The module lifecycle (SafeKit meanings), as a pure state machine.
+//!
+//! States: `STOP`, `WAIT` (a checker with action `wait` holds the node out of the farm; the
+//! application keeps running), `UP` (the only state that owns buckets), and the transient
+//! `STARTING` and `STOPPING`.
+//!
+//! - start: `STOP -> STARTING` (run `start_both`) `-> UP` (join the farm). If `start_both`
+//!   fails, the module stops (`stop_both` runs to clean up).
+//! - stop: `UP|WAIT -> STOPPING`: leave the farm first (release the buckets, wait for
+//!   [`Input::Left`]), then `stop_both` (graceful, then `force`) `-> STOP`.
+//! - checker with action `wait` fails: `UP -> WAIT` (leave); when every such checker has
+//!   recovered: `WAIT -> UP` (join).
+//! - checker with action `restart` fails: the application restarts locally:
+//!   `UP|WAIT -> STOPPING -> STARTING -> UP`, never through `STOP`.
+//! - checker with action `stopstart` fails: the module stops, then starts automatically:
+//!   `UP|WAIT -> STOPPING -> STOP -> STARTING -> UP` (farmd restarts what belongs to the
+//!   module, such as the data plane, on the way through `STOP`).
+//! - both automatic actions count against the restart policy ([`crate::restart`]); the failure
+//!   that exceeds it stops the module instead. An administrator's start or restart resets it.
+//! - commands during a transient state are queued (one, the last wins) and run when it ends.
+//!
+//! `farmctl state` exit codes ([`State::exit_code`]): STOP 0, WAIT 1, UP 2; the transient
+//! states also exit 1, so that 2 always means "owns buckets" and 0 "fully stopped".
+//!
+//! [`Lifecycle::handle`] takes an [`Input`] and the current time and returns [`Effect`]s for
+//! the caller to carry out ([`driver::ModuleRuntime`] does so with real scripts and checker
+//! threads).
+
+pub mod driver;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Instant;
+
+use farm_config::Action;
+use serde::{Deserialize, Serialize};
+
+use crate::checkers::{CheckerEvent, Verdict};
+use crate::logs::Level;
+use crate::restart::{Decision, RestartPolicy};
+use crate::scripts::Phase;
+
+/// A module state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum State {
+    /// Stopped: the application is stopped, the node owns no bucket.
+    #[default]
+    Stop,
+    /// `start_both` is running.
+    Starting,
+    /// Started but held out of the farm by a checker; owns no bucket.
+    Wait,
+    /// In the farm: owns its share of the buckets.
+    Up,
+    /// Leaving the farm and running `stop_both`.
+    Stopping,
+}
+
+impl State {
+    /// Every state.
+    pub const ALL: [State; 5] = [State::Stop, State::Starting, State::Wait, State::Up, State::Stopping];
+
+    /// The name as shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Stop => "STOP",
+            State::Starting => "STARTING",
+            State::Wait => "WAIT",
+            State::Up => "UP",
+            State::Stopping => "STOPPING",
+        }
+    }
+
+    /// Exit code of `farmctl state`: STOP 0, WAIT 1, UP 2; STARTING and STOPPING 1.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            State::Stop => 0,
+            State::Wait | State::Starting | State::Stopping => 1,
+            State::Up => 2,
+        }
+    }
+
+    /// Numeric value of the `farm_state` metric: STOP 0, WAIT 1, UP 2, STARTING 3, STOPPING 4.
+    pub fn metric(self) -> u8 {
+        match self {
+            State::Stop => 0,
+            State::Wait => 1,
+            State::Up => 2,
+            State::Starting => 3,
+            State::Stopping => 4,
+        }
+    }
+
+    /// Only UP owns buckets.
+    pub fn owns_buckets(self) -> bool {
+        self == State::Up
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An administrator's command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Command {
+    /// Start the module (resets the restart count).
+    Start,
+    /// Stop the module.
+    Stop,
+    /// Stop, then start (resets the restart count).
+    Restart,
+}
+
+impl Command {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Start => "start",
+            Command::Stop => "stop",
+            Command::Restart => "restart",
+        }
+    }
+}
+
+/// What happens to the lifecycle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// An administrator's command.
+    Command(Command),
+    /// The scripts of a phase finished.
+    ScriptsDone {
+        /// Which.
+        phase: Phase,
+        /// Whether they succeeded.
+        ok: bool,
+    },
+    /// Membership has released this node's buckets after [`Effect::Leave`].
+    Left,
+    /// A checker's verdict changed.
+    Checker(CheckerEvent),
+}
+
+/// What the caller must do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// The state changed.
+    StateChanged {
+        /// Old state.
+        from: State,
+        /// New state.
+        to: State,
+        /// Why.
+        reason: String,
+    },
+    /// Join the farm: advertise UP, take buckets.
+    Join,
+    /// Leave the farm: release the buckets, then feed [`Input::Left`].
+    Leave,
+    /// Run a phase's scripts in the background, then feed [`Input::ScriptsDone`].
+    RunScripts(Phase),
+    /// Reset the checkers' verdicts and start their threads.
+    StartCheckers,
+    /// Stop the checker threads.
+    StopCheckers,
+    /// A module-log entry.
+    Log(Level, String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Idle,
+    AwaitLeft,
+    RunningStop,
+    RunningStart,
+}
+
+/// What follows STOPPING.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum After {
+    Stop,
+    /// Local application restart: straight to STARTING.
+    Start,
+    /// Through STOP, then start.
+    StopThenStart,
+}
+
+/// The state machine.
+#[derive(Clone, Debug)]
+pub struct Lifecycle {
+    state: State,
+    step: Step,
+    after: After,
+    pending: Option<Command>,
+    joined: bool,
+    checkers_running: bool,
+    waiting: BTreeSet<String>,
+    policy: RestartPolicy,
+}
+
+impl Lifecycle {
+    /// A stopped module with this restart policy.
+    pub fn new(policy: RestartPolicy) -> Lifecycle {
+        Lifecycle {
+            state: State::Stop,
+            step: Step::Idle,
+            after: After::Stop,
+            pending: None,
+            joined: false,
+            checkers_running: false,
+            waiting: BTreeSet::new(),
+            policy,
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The queued command, if any.
+    pub fn pending(&self) -> Option<Command> {
+        self.pending
+    }
+
+    /// Checkers with action `wait` currently failed.
+    pub fn waiting_on(&self) -> impl Iterator<Item = &str> {
+        self.waiting.iter().map(String::as_str)
+    }
+
+    /// The restart policy (its count and limits).
+    pub fn policy(&self) -> &RestartPolicy {
+        &self.policy
+    }
+
+    fn set_state(&mut self, to: State, reason: &str, fx: &mut Vec<Effect>) {
+        if to != self.state {
+            fx.push(Effect::StateChanged { from: self.state, to, reason: reason.to_string() });
+            self.state = to;
+        }
+    }
+
+    fn start(&mut self, reason: &str, fx: &mut Vec<Effect>) {
+        self.set_state(State::Starting, reason, fx);
+        self.step = Step::RunningStart;
+        fx.push(Effect::RunScripts(Phase::Start));
+    }
+
+    fn stop(&mut self, after: After, reason: &str, fx: &mut Vec<Effect>) {
+        if self.checkers_running {
+            self.checkers_running = false;
+            fx.push(Effect::StopCheckers);
+        }
+        self.waiting.clear();
+        self.after = after;
+        self.set_state(State::Stopping, reason, fx);
+        if self.joined {
+            self.joined = false;
+            self.step = Step::AwaitLeft;
+            fx.push(Effect::Leave);
+        } else {
+            self.step = Step::RunningStop;
+            fx.push(Effect::RunScripts(Phase::Stop));
+        }
+    }
+
+    fn join(&mut self, reason: &str, fx: &mut Vec<Effect>) {
+        self.set_state(State::Up, reason, fx);
+        if !self.joined {
+            self.joined = true;
+            fx.push(Effect::Join);
+        }
+    }
+
+    fn leave_to_wait(&mut self, reason: &str, fx: &mut Vec<Effect>) {
+        self.set_state(State::Wait, reason, fx);
+        if self.joined {
+            self.joined = false;
+            fx.push(Effect::Leave);
+        }
+    }
+
+    /// Applies an input at time `now`; returns the effects to carry out, in order.
+    pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match input {
+            Input::Command(c) => self.command(c, &mut fx),
+            Input::Left => {
+                if self.state == State::Stopping && self.step == Step::AwaitLeft {
+                    self.step = Step::RunningStop;
+                    fx.push(Effect::RunScripts(Phase::Stop));
+                }
+                // In WAIT the buckets were released without waiting: nothing to do.
+            }
+            Input::ScriptsDone { phase: Phase::Start, ok } => self.start_done(ok, &mut fx),
+            Input::ScriptsDone { phase: Phase::Stop, ok } => self.stop_done(ok, &mut fx),
+            Input::Checker(ev) => self.checker(ev, now, &mut fx),
+        }
+        fx
+    }
+
+    fn command(&mut self, c: Command, fx: &mut Vec<Effect>) {
+        let log = |fx: &mut Vec<Effect>, m: String| fx.push(Effect::Log(Level::Info, m));
+        match (c, self.state) {
+            (Command::Start | Command::Restart, State::Stop) => {
+                self.policy.reset();
+                self.start(&format!("admin {}", c.as_str()), fx);
+            }
+            (Command::Start, State::Up | State::Wait) => log(fx, format!("start ignored: already {}", self.state)),
+            (Command::Start, State::Starting) => {
+                self.pending = None;
+                log(fx, "start ignored: already starting".into());
+            }
+            (Command::Stop, State::Stop) => log(fx, "stop ignored: already stopped".into()),
+            (Command::Stop, State::Up | State::Wait) => self.stop(After::Stop, "admin stop", fx),
+            (Command::Restart, State::Up | State::Wait) => {
+                self.policy.reset();
+                self.stop(After::StopThenStart, "admin restart", fx);
+            }
+            (Command::Stop, State::Stopping) => {
+                self.after = After::Stop;
+                self.pending = None;
+                log(fx, "stop: already stopping".into());
+            }
+            (_, State::Starting | State::Stopping) => {
+                self.pending = Some(c);
+                log(fx, format!("{} queued until {} ends", c.as_str(), self.state));
+            }
+        }
+    }
+
+    fn start_done(&mut self, ok: bool, fx: &mut Vec<Effect>) {
+        if self.state != State::Starting || self.step != Step::RunningStart {
+            fx.push(Effect::Log(Level::Warn, format!("start scripts finished in state {}: ignored", self.state)));
+            return;
+        }
+        self.step = Step::Idle;
+        match self.pending.take() {
+            Some(Command::Stop) => return self.stop(After::Stop, "stop requested while starting", fx),
+            Some(Command::Restart) => {
+                self.policy.reset();
+                return self.stop(After::StopThenStart, "restart requested while starting", fx);
+            }
+            Some(Command::Start) | None => {}
+        }
+        if !ok {
+            fx.push(Effect::Log(Level::Error, "start_both failed: stopping the module".into()));
+            return self.stop(After::Stop, "start_both failed", fx);
+        }
+        self.waiting.clear();
+        self.checkers_running = true;
+        fx.push(Effect::StartCheckers);
+        self.join("started", fx);
+    }
+
+    fn stop_done(&mut self, ok: bool, fx: &mut Vec<Effect>) {
+        if self.state != State::Stopping || self.step != Step::RunningStop {
+            fx.push(Effect::Log(Level::Warn, format!("stop scripts finished in state {}: ignored", self.state)));
+            return;
+        }
+        if !ok {
+            fx.push(Effect::Log(Level::Warn, "stop_both force failed: the application may still run".into()));
+        }
+        self.step = Step::Idle;
+        let after = std::mem::replace(&mut self.after, After::Stop);
+        match after {
+            After::Start => self.start("local restart", fx),
+            After::StopThenStart => {
+                self.set_state(State::Stop, "stopped", fx);
+                self.pending = None;
+                self.start("automatic start", fx);
+            }
+            After::Stop => {
+                self.set_state(State::Stop, "stopped", fx);
+                if let Some(c @ (Command::Start | Command::Restart)) = self.pending.take() {
+                    self.policy.reset();
+                    self.start(&format!("queued admin {}", c.as_str()), fx);
+                }
+            }
+        }
+    }
+
+    fn checker(&mut self, ev: CheckerEvent, now: Instant, fx: &mut Vec<Effect>) {
+        if !matches!(self.state, State::Up | State::Wait) {
+            return;
+        }
+        match (ev.action, ev.verdict) {
+            (Action::Wait, Verdict::Failed) => {
+                fx.push(Effect::Log(Level::Error, format!("checker {} failed: {}; action wait", ev.name, ev.detail)));
+                self.waiting.insert(ev.name.clone());
+                if self.state == State::Up {
+                    self.leave_to_wait(&format!("checker {} failed", ev.name), fx);
+                }
+            }
+            (Action::Wait, Verdict::Recovered) => {
+                fx.push(Effect::Log(Level::Info, format!("checker {} recovered: {}", ev.name, ev.detail)));
+                self.waiting.remove(&ev.name);
+                if self.state == State::Wait && self.waiting.is_empty() {
+                    self.join(&format!("checker {} recovered", ev.name), fx);
+                }
+            }
+            (action @ (Action::Restart | Action::Stopstart), Verdict::Failed) => {
+                let name = if action == Action::Restart { "restart" } else { "stopstart" };
+                match self.policy.record(now) {
+                    Decision::Restart { count } => {
+                        fx.push(Effect::Log(
+                            Level::Error,
+                            format!(
+                                "checker {} failed: {}; action {name} ({count}/{} in {})",
+                                ev.name,
+                                ev.detail,
+                                self.policy.maxloop(),
+                                humantime::format_duration(self.policy.window())
+                            ),
+                        ));
+                        let after = if action == Action::Restart { After::Start } else { After::StopThenStart };
+                        self.stop(after, &format!("action {name} called by checker {}", ev.name), fx);
+                    }
+                    Decision::GiveUp { count } => {
+                        fx.push(Effect::Log(
+                            Level::Error,
+                            format!(
+                                "checker {} failed: {}; {count} failures within {} exceed maxloop {}: stopping the module",
+                                ev.name,
+                                ev.detail,
+                                humantime::format_duration(self.policy.window()),
+                                self.policy.maxloop()
+                            ),
+                        ));
+                        self.stop(After::Stop, &format!("maxloop reached (checker {})", ev.name), fx);
+                    }
+                }
+            }
+            (_, Verdict::Recovered) => {
+                fx.push(Effect::Log(Level::Info, format!("checker {} recovered: {}", ev.name, ev.detail)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,240 @@
+//! Carries out the lifecycle's effects with real scripts, checker threads and logs.
+//!
+//! farmd's loop owns one [`ModuleRuntime`] and:
+//! - calls [`ModuleRuntime::command`] for each administrator command (API or signal);
+//! - calls [`ModuleRuntime::poll`] every iteration (e.g. every pulse) or whenever
+//!   [`ModuleRuntime::script_receiver`] / [`ModuleRuntime::observation_receiver`] are ready;
+//! - acts on the returned [`Notice`]s: `Join` (advertise UP, take buckets), `Leave` (release
+//!   the buckets, then call [`ModuleRuntime::left`] once they are released: at once, or after
+//!   the peers acknowledged), `StateChanged` (advertise the state in heartbeats; start or stop
+//!   the data plane around `STOP`);
+//! - calls [`ModuleRuntime::fill_status`] when it refreshes the API's status.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam::channel::{self, Receiver, Sender};
+
+use super::{Command, Effect, Input, Lifecycle, State};
+use crate::api::{RestartStatus, Status};
+use crate::checkers::health::CheckerInfo;
+use crate::checkers::{CheckerSpec, CheckerThreads, Health, Observation};
+use crate::logs::Logs;
+use crate::restart::RestartPolicy;
+use crate::scripts::{ScriptOutcome, ScriptRunner, ScriptSettings};
+
+/// What farmd's membership must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// Advertise UP and take buckets.
+    Join,
+    /// Release the buckets; then call [`ModuleRuntime::left`].
+    Leave,
+    /// The state changed.
+    StateChanged {
+        /// Old state.
+        from: State,
+        /// New state.
+        to: State,
+    },
+}
+
+/// The lifecycle with its scripts, checkers and logs.
+#[derive(Debug)]
+pub struct ModuleRuntime {
+    lifecycle: Lifecycle,
+    scripts: ScriptRunner,
+    script_rx: Receiver<ScriptOutcome>,
+    specs: Arc<[CheckerSpec]>,
+    health: Health,
+    threads: Option<CheckerThreads>,
+    obs_tx: Sender<Observation>,
+    obs_rx: Receiver<Observation>,
+    logs: Logs,
+    state_since: SystemTime,
+}
+
+impl ModuleRuntime {
+    /// A stopped module.
+    pub fn new(scripts: ScriptSettings, checkers: Vec<CheckerSpec>, policy: RestartPolicy, logs: Logs) -> ModuleRuntime {
+        let (runner, script_rx) = ScriptRunner::new(scripts, logs.clone());
+        let (obs_tx, obs_rx) = channel::unbounded();
+        let health = Health::new(checkers.iter().map(CheckerInfo::from));
+        ModuleRuntime {
+            lifecycle: Lifecycle::new(policy),
+            scripts: runner,
+            script_rx,
+            specs: checkers.into(),
+            health,
+            threads: None,
+            obs_tx,
+            obs_rx,
+            logs,
+            state_since: SystemTime::now(),
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.lifecycle.state()
+    }
+
+    /// The pure state machine (read-only).
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// The checkers' verdicts.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// The module and application logs.
+    pub fn logs(&self) -> &Logs {
+        &self.logs
+    }
+
+    /// Ready when a script phase finished (for `select!`; then call [`ModuleRuntime::poll`]).
+    pub fn script_receiver(&self) -> &Receiver<ScriptOutcome> {
+        &self.script_rx
+    }
+
+    /// Ready when a checker reported (for `select!`; then call [`ModuleRuntime::poll`]).
+    pub fn observation_receiver(&self) -> &Receiver<Observation> {
+        &self.obs_rx
+    }
+
+    /// An administrator's command.
+    pub fn command(&mut self, c: Command, now: Instant) -> Vec<Notice> {
+        self.logs.info(&format!("admin {} requested", c.as_str()));
+        self.feed(Input::Command(c), now)
+    }
+
+    /// Membership released the buckets after [`Notice::Leave`].
+    pub fn left(&mut self, now: Instant) -> Vec<Notice> {
+        self.feed(Input::Left, now)
+    }
+
+    /// Handles every finished script phase and checker result received so far (never blocks).
+    pub fn poll(&mut self, now: Instant) -> Vec<Notice> {
+        let mut out = Vec::new();
+        while let Ok(o) = self.script_rx.try_recv() {
+            out.extend(self.feed(Input::ScriptsDone { phase: o.phase, ok: o.ok }, now));
+        }
+        while let Ok(obs) = self.obs_rx.try_recv() {
+            if let Some(ev) = self.health.observe(&obs) {
+                out.extend(self.feed(Input::Checker(ev), now));
+            }
+        }
+        out
+    }
+
+    /// Waits up to `timeout` for a script or checker result, then polls.
+    pub fn wait_and_poll(&mut self, timeout: Duration) -> Vec<Notice> {
+        crossbeam::select! {
+            recv(self.script_rx) -> o => {
+                let now = Instant::now();
+                let mut out = match o {
+                    Ok(o) => self.feed(Input::ScriptsDone { phase: o.phase, ok: o.ok }, now),
+                    Err(_) => Vec::new(),
+                };
+                out.extend(self.poll(now));
+                out
+            }
+            recv(self.obs_rx) -> obs => {
+                let now = Instant::now();
+                let mut out = Vec::new();
+                if let Ok(obs) = obs {
+                    if let Some(ev) = self.health.observe(&obs) {
+                        out.extend(self.feed(Input::Checker(ev), now));
+                    }
+                }
+                out.extend(self.poll(now));
+                out
+            }
+            default(timeout) => self.poll(Instant::now()),
+        }
+    }
+
+    /// Feeds an input and carries out its effects (and those of the inputs they cause).
+    pub fn feed(&mut self, input: Input, now: Instant) -> Vec<Notice> {
+        let mut notices = Vec::new();
+        let mut queue = VecDeque::from([input]);
+        while let Some(input) = queue.pop_front() {
+            for fx in self.lifecycle.handle(input, now) {
+                if let Some(next) = self.apply(fx, &mut notices) {
+                    queue.push_back(next);
+                }
+            }
+        }
+        notices
+    }
+
+    fn apply(&mut self, fx: Effect, notices: &mut Vec<Notice>) -> Option<Input> {
+        match fx {
+            Effect::StateChanged { from, to, reason } => {
+                self.logs.info(&format!("state {from} -> {to} ({reason})"));
+                self.state_since = SystemTime::now();
+                notices.push(Notice::StateChanged { from, to });
+            }
+            Effect::Join => {
+                self.logs.info("joining the farm");
+                notices.push(Notice::Join);
+            }
+            Effect::Leave => {
+                self.logs.info("leaving the farm");
+                notices.push(Notice::Leave);
+            }
+            Effect::RunScripts(phase) => {
+                if let Err(e) = self.scripts.spawn(phase) {
+                    self.logs.error(&format!("cannot run the {phase:?} scripts: {e}"));
+                    return Some(Input::ScriptsDone { phase, ok: false });
+                }
+            }
+            Effect::StartCheckers => {
+                if let Some(t) = self.threads.take() {
+                    t.stop();
+                }
+                let epoch = self.health.reset();
+                if !self.specs.is_empty() {
+                    match CheckerThreads::spawn(self.specs.clone(), epoch, self.obs_tx.clone()) {
+                        Ok(t) => self.threads = Some(t),
+                        Err(e) => self.logs.error(&format!("cannot start the checkers: {e}")),
+                    }
+                    self.logs.info(&format!("{} checkers started", self.specs.len()));
+                }
+            }
+            Effect::StopCheckers => {
+                if let Some(t) = self.threads.take() {
+                    t.stop();
+                    self.logs.info("checkers stopped");
+                }
+                // Results still in flight belong to the old epoch.
+                self.health.reset();
+            }
+            Effect::Log(level, msg) => self.logs.module(level, &msg),
+        }
+        None
+    }
+
+    /// Fills the lifecycle's part of the status: state, since, pending command, checkers,
+    /// restart count.
+    pub fn fill_status(&self, st: &mut Status, now: Instant) {
+        st.state = self.lifecycle.state();
+        st.state_since_unix_ms = self.state_since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        st.pending_command = self.lifecycle.pending();
+        st.waiting_on = self.lifecycle.waiting_on().map(str::to_string).collect();
+        st.checkers = self.health.status();
+        let p = self.lifecycle.policy();
+        st.restarts = RestartStatus { count: p.count(now), maxloop: p.maxloop(), loop_interval_secs: p.window().as_secs() };
+    }
+}
+
+impl Drop for ModuleRuntime {
+    fn drop(&mut self) {
+        if let Some(t) = self.threads.take() {
+            t.stop();
+        }
+    }
+}

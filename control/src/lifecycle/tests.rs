@@ -1,0 +1,229 @@
+//! Lifecycle tests with virtual time.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const H: Duration = Duration::from_secs(3600);
+
+struct T {
+    lc: Lifecycle,
+    t0: Instant,
+    now: Instant,
+}
+
+impl T {
+    fn new(maxloop: u32) -> T {
+        let t0 = Instant::now();
+        T { lc: Lifecycle::new(RestartPolicy::new(maxloop, 24 * H)), t0, now: t0 }
+    }
+    fn at(&mut self, offset: Duration) -> &mut T {
+        self.now = self.t0 + offset;
+        self
+    }
+    fn feed(&mut self, i: Input) -> Vec<Effect> {
+        self.lc.handle(i, self.now)
+    }
+    /// Feeds and keeps only the effects that drive the outside world (not logs, not state changes).
+    fn act(&mut self, i: Input) -> Vec<Effect> {
+        self.feed(i).into_iter().filter(|e| !matches!(e, Effect::Log(..) | Effect::StateChanged { .. })).collect()
+    }
+    fn started(&mut self) {
+        assert_eq!(self.act(Input::Command(Command::Start)), vec![Effect::RunScripts(Phase::Start)]);
+        assert_eq!(self.lc.state(), State::Starting);
+        assert_eq!(self.act(done(Phase::Start, true)), vec![Effect::StartCheckers, Effect::Join]);
+        assert_eq!(self.lc.state(), State::Up);
+    }
+}
+
+fn done(phase: Phase, ok: bool) -> Input {
+    Input::ScriptsDone { phase, ok }
+}
+
+fn ev(name: &str, action: Action, verdict: Verdict) -> Input {
+    Input::Checker(CheckerEvent { name: name.into(), action, verdict, detail: "d".into() })
+}
+
+fn states(fx: &[Effect]) -> Vec<(State, State)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::StateChanged { from, to, .. } => Some((*from, *to)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn exit_codes_and_metric_values() {
+    let codes: Vec<i32> = State::ALL.iter().map(|s| s.exit_code()).collect();
+    assert_eq!(codes, vec![0, 1, 1, 2, 1]);
+    assert_eq!(State::Up.metric(), 2);
+    assert!(State::ALL.iter().filter(|s| s.owns_buckets()).eq([State::Up].iter()));
+    assert_eq!(serde_json::to_string(&State::Starting).unwrap(), "\"STARTING\"");
+}
+
+#[test]
+fn start_then_graceful_stop_leaves_before_stop_scripts() {
+    let mut t = T::new(3);
+    let fx = t.feed(Input::Command(Command::Start));
+    assert_eq!(states(&fx), vec![(State::Stop, State::Starting)]);
+    let fx = t.feed(done(Phase::Start, true));
+    assert_eq!(states(&fx), vec![(State::Starting, State::Up)]);
+    let fx = t.feed(Input::Command(Command::Stop));
+    assert_eq!(states(&fx), vec![(State::Up, State::Stopping)]);
+    let act: Vec<_> = fx.into_iter().filter(|e| !matches!(e, Effect::StateChanged { .. })).collect();
+    // Leave first; the stop scripts wait for the buckets to be released.
+    assert_eq!(act, vec![Effect::StopCheckers, Effect::Leave]);
+    assert_eq!(t.act(Input::Left), vec![Effect::RunScripts(Phase::Stop)]);
+    let fx = t.feed(done(Phase::Stop, true));
+    assert_eq!(states(&fx), vec![(State::Stopping, State::Stop)]);
+    assert_eq!(t.lc.state(), State::Stop);
+}
+
+#[test]
+fn start_failure_stops_the_module() {
+    let mut t = T::new(3);
+    t.act(Input::Command(Command::Start));
+    let fx = t.feed(done(Phase::Start, false));
+    assert!(fx.iter().any(|e| matches!(e, Effect::Log(Level::Error, m) if m.contains("start_both failed"))));
+    // Never joined, never ran checkers: straight to the stop scripts.
+    assert_eq!(fx.last(), Some(&Effect::RunScripts(Phase::Stop)));
+    assert!(!fx.contains(&Effect::Leave) && !fx.contains(&Effect::StopCheckers));
+    t.act(done(Phase::Stop, true));
+    assert_eq!(t.lc.state(), State::Stop);
+}
+
+#[test]
+fn wait_checker_holds_the_node_out_until_all_recover() {
+    let mut t = T::new(3);
+    t.started();
+    assert_eq!(t.act(ev("gw", Action::Wait, Verdict::Failed)), vec![Effect::Leave]);
+    assert_eq!(t.lc.state(), State::Wait);
+    assert_eq!(t.act(ev("link", Action::Wait, Verdict::Failed)), vec![]);
+    assert_eq!(t.act(ev("gw", Action::Wait, Verdict::Recovered)), vec![]);
+    assert_eq!(t.lc.state(), State::Wait);
+    assert_eq!(t.lc.waiting_on().collect::<Vec<_>>(), vec!["link"]);
+    assert_eq!(t.act(ev("link", Action::Wait, Verdict::Recovered)), vec![Effect::Join]);
+    assert_eq!(t.lc.state(), State::Up);
+    // Stop from WAIT: the buckets are already released, no Leave handshake.
+    t.act(ev("gw", Action::Wait, Verdict::Failed));
+    assert_eq!(t.act(Input::Command(Command::Stop)), vec![Effect::StopCheckers, Effect::RunScripts(Phase::Stop)]);
+}
+
+#[test]
+fn restart_action_restarts_locally_without_passing_through_stop() {
+    let mut t = T::new(3);
+    t.started();
+    let fx = t.feed(ev("app", Action::Restart, Verdict::Failed));
+    assert_eq!(states(&fx), vec![(State::Up, State::Stopping)]);
+    t.act(Input::Left);
+    let fx = t.feed(done(Phase::Stop, true));
+    assert_eq!(states(&fx), vec![(State::Stopping, State::Starting)]);
+    assert_eq!(fx.last(), Some(&Effect::RunScripts(Phase::Start)));
+    assert_eq!(t.act(done(Phase::Start, true)), vec![Effect::StartCheckers, Effect::Join]);
+    assert_eq!(t.lc.policy().count(t.now), 1);
+}
+
+#[test]
+fn stopstart_action_passes_through_stop() {
+    let mut t = T::new(3);
+    t.started();
+    t.act(ev("app", Action::Stopstart, Verdict::Failed));
+    t.act(Input::Left);
+    let fx = t.feed(done(Phase::Stop, true));
+    assert_eq!(states(&fx), vec![(State::Stopping, State::Stop), (State::Stop, State::Starting)]);
+    t.act(done(Phase::Start, true));
+    assert_eq!(t.lc.state(), State::Up);
+}
+
+/// Runs one automatic restart cycle triggered at `offset`; returns whether the module
+/// came back UP (false: it stopped).
+fn fail_once(t: &mut T, offset: Duration) -> bool {
+    t.at(offset);
+    t.act(ev("app", Action::Restart, Verdict::Failed));
+    t.act(Input::Left);
+    t.act(done(Phase::Stop, true));
+    if t.lc.state() == State::Stop {
+        return false;
+    }
+    t.act(done(Phase::Start, true));
+    t.lc.state() == State::Up
+}
+
+#[test]
+fn fourth_failure_within_a_day_stops_the_module() {
+    let mut t = T::new(3);
+    t.started();
+    assert!(fail_once(&mut t, H));
+    assert!(fail_once(&mut t, 2 * H));
+    assert!(fail_once(&mut t, 3 * H));
+    t.at(20 * H);
+    let fx = t.feed(ev("app", Action::Restart, Verdict::Failed));
+    assert!(fx.iter().any(|e| matches!(e, Effect::Log(Level::Error, m) if m.contains("maxloop"))), "{fx:?}");
+    t.act(Input::Left);
+    let fx = t.feed(done(Phase::Stop, true));
+    assert_eq!(states(&fx), vec![(State::Stopping, State::Stop)]);
+    assert_eq!(t.lc.state(), State::Stop);
+}
+
+#[test]
+fn failures_spread_over_more_than_a_day_keep_restarting() {
+    let mut t = T::new(3);
+    t.started();
+    for day in 0..10u32 {
+        assert!(fail_once(&mut t, H * (9 * day + 1)), "failure {day}");
+    }
+}
+
+#[test]
+fn admin_start_resets_the_restart_count() {
+    let mut t = T::new(1);
+    t.started();
+    assert!(fail_once(&mut t, H));
+    assert!(!fail_once(&mut t, 2 * H)); // second failure > maxloop 1: stopped
+    t.at(3 * H);
+    t.started(); // admin start resets
+    assert_eq!(t.lc.policy().count(t.now), 0);
+    assert!(fail_once(&mut t, 4 * H));
+}
+
+#[test]
+fn commands_during_transient_states_are_queued() {
+    let mut t = T::new(3);
+    t.act(Input::Command(Command::Start));
+    assert!(t.act(Input::Command(Command::Stop)).is_empty());
+    assert_eq!(t.lc.pending(), Some(Command::Stop));
+    // start_both finishes: the queued stop runs instead of joining.
+    let fx = t.act(done(Phase::Start, true));
+    assert_eq!(fx, vec![Effect::RunScripts(Phase::Stop)]);
+    assert!(t.act(Input::Command(Command::Start)).is_empty());
+    let fx = t.feed(done(Phase::Stop, true));
+    assert_eq!(states(&fx), vec![(State::Stopping, State::Stop), (State::Stop, State::Starting)]);
+    t.act(done(Phase::Start, true));
+    assert_eq!(t.lc.state(), State::Up);
+}
+
+#[test]
+fn admin_restart_goes_through_stop() {
+    let mut t = T::new(3);
+    t.started();
+    t.act(Input::Command(Command::Restart));
+    t.act(Input::Left);
+    let fx = t.feed(done(Phase::Stop, true));
+    assert_eq!(states(&fx), vec![(State::Stopping, State::Stop), (State::Stop, State::Starting)]);
+}
+
+#[test]
+fn stray_inputs_are_ignored() {
+    let mut t = T::new(3);
+    assert!(t.act(ev("app", Action::Restart, Verdict::Failed)).is_empty());
+    assert!(t.act(Input::Left).is_empty());
+    assert!(t.act(done(Phase::Stop, true)).is_empty());
+    assert!(t.act(Input::Command(Command::Stop)).is_empty());
+    assert_eq!(t.lc.state(), State::Stop);
+    t.started();
+    assert!(t.act(Input::Command(Command::Start)).is_empty());
+    assert!(t.act(done(Phase::Start, true)).is_empty());
+    assert!(t.act(ev("app", Action::Restart, Verdict::Recovered)).is_empty());
+    assert_eq!(t.lc.state(), State::Up);
+}
