@@ -25,6 +25,11 @@ pub enum EalError {
         "the DPDK EAL is already initialised in this process (rte_eal_init succeeds only once)"
     )]
     AlreadyInitialized,
+    /// An earlier `rte_eal_init` call in this process failed. DPDK 22.11 keeps
+    /// part of the rejected configuration (e.g. the lcore list), so a retry is not
+    /// reliable: fix the arguments and restart the process.
+    #[error("an earlier DPDK EAL initialisation failed in this process; restart it to retry")]
+    PreviousInitFailed,
     /// An argument cannot be passed to C.
     #[error("EAL argument {0:?} contains a NUL byte")]
     NulInArgument(String),
@@ -43,6 +48,7 @@ pub enum EalError {
 enum State {
     Uninit,
     Initialized,
+    Failed,
 }
 
 static STATE: Mutex<State> = Mutex::new(State::Uninit);
@@ -283,14 +289,17 @@ impl EalBuilder {
     /// # Errors
     /// [`EalError::AlreadyInitialized`] if the EAL was initialised before in this
     /// process (by this crate or anyone else); [`EalError::Init`] if DPDK rejects
-    /// the arguments. After some `Init` failures DPDK refuses any further attempt,
-    /// which then also reports `AlreadyInitialized`.
+    /// the arguments or fails; [`EalError::PreviousInitFailed`] for any call after
+    /// an `Init` failure (one attempt per process; `NulInArgument` does not count,
+    /// DPDK was not called).
     pub fn init(self) -> Result<Eal, EalError> {
         let mut state = STATE
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *state == State::Initialized {
-            return Err(EalError::AlreadyInitialized);
+        match *state {
+            State::Uninit => {}
+            State::Initialized => return Err(EalError::AlreadyInitialized),
+            State::Failed => return Err(EalError::PreviousInitFailed),
         }
         let args = self.to_args();
         let cargs = args
@@ -321,7 +330,10 @@ impl EalBuilder {
                 *state = State::Initialized;
                 Err(EalError::AlreadyInitialized)
             }
-            Err(source) => Err(EalError::Init { args, source }),
+            Err(source) => {
+                *state = State::Failed;
+                Err(EalError::Init { args, source })
+            }
         }
     }
 }

@@ -530,7 +530,11 @@ impl Port {
     /// [`PortError::BadState`] if started, [`PortError::Busy`] with live queue
     /// handles, [`PortError::InvalidConfig`] if the counts exceed the device's
     /// limits or RSS is `Required` but unsupported, or DPDK's error.
-    pub fn configure_with_pools(&mut self, config: &PortConfig, pools: &[Mempool]) -> Result<(), PortError> {
+    pub fn configure_with_pools(
+        &mut self,
+        config: &PortConfig,
+        pools: &[Mempool],
+    ) -> Result<(), PortError> {
         let _control = control_lock();
         let info = dev_info(self.id())?;
         let sh = self.exclusive()?;

@@ -293,10 +293,7 @@ fn lifecycle_rules() {
         matches!(port.stop(), Err(PortError::Busy(_))),
         "queues alive"
     );
-    assert!(matches!(
-        port.configure(&auto, &p),
-        Err(PortError::Busy(_))
-    ));
+    assert!(matches!(port.configure(&auto, &p), Err(PortError::Busy(_))));
     drop((rx0, rx1));
     port.stop().unwrap();
     assert!(!port.is_started());
