@@ -1,4 +1,5 @@
-//! farmd's HTTP API (default port 9010), served by `tiny_http` on dedicated threads.
+//! farmd's HTTP API (default port 9010), served by a small bounded HTTP/1.1 server on dedicated
+//! threads ([`http`]; why not `tiny_http` is explained there).
 //!
 //! | method | path | answer |
 //! | --- | --- | --- |
@@ -10,11 +11,13 @@
 //!
 //! POST bodies are optional; when present they are a JSON object `{"reason": "..."}`. Errors are
 //! JSON `{"error": "..."}`: 400 bad body, 401 missing or wrong token, 403 no token configured
-//! (`[api] token_file`), 404 unknown path, 405 wrong method, 413 body too large, 503 farmd is
-//! shutting down. Commands reach farmd's loop as [`CommandRequest`]s on a channel; the API
-//! reads the [`Status`] that the loop publishes in a [`SharedStatus`].
+//! (`[api] token_file`), 404 unknown path, 405 wrong method, 408 too slow, 413 body too large,
+//! 431 head too large, 501 chunked body, 503 farmd is shutting down. Commands reach farmd's
+//! loop as [`CommandRequest`]s on a channel; the API reads the [`Status`] that the loop
+//! publishes in a [`SharedStatus`].
 
 pub mod client;
+pub mod http;
 pub mod metrics;
 pub mod server;
 
@@ -24,7 +27,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 
 pub use client::{ApiClient, ClientError};
-pub use server::{ApiError, ApiServer, ApiSettings, CommandRequest};
+pub use server::{ApiError, ApiServer, ApiSettings, CommandRequest, Routes};
 
 use crate::lifecycle::{Command, State};
 
