@@ -1,7 +1,14 @@
 //! farm-control: farmd and farmctl.
+//!
+//! Cluster logic, as pure I/O-free state machines driven with virtual time (the daemon
+//! runtime feeds them received datagrams and the current time, and carries out the actions
+//! they return):
+//! - [`assign`]: weighted rendezvous hashing (farm mode) and failover choice: who should own
+//!   each bucket given the live UP members.
 
 #![forbid(unsafe_code)]
 
+pub mod assign;
 pub mod api;
 pub mod checkers;
 pub mod lifecycle;
