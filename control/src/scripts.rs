@@ -30,7 +30,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::{self, Receiver, Sender};
@@ -355,44 +355,39 @@ pub struct ScriptRunner {
     settings: Arc<ScriptSettings>,
     logs: Logs,
     tx: Sender<ScriptOutcome>,
-    running: Option<(Phase, JoinHandle<()>)>,
+    /// The phase in progress; cleared by the thread just before it sends the outcome, so a
+    /// receiver of the outcome may start the next phase at once.
+    running: Arc<Mutex<Option<Phase>>>,
 }
 
 impl ScriptRunner {
     /// A runner and the receiver of its outcomes.
     pub fn new(settings: ScriptSettings, logs: Logs) -> (ScriptRunner, Receiver<ScriptOutcome>) {
         let (tx, rx) = channel::unbounded();
-        (ScriptRunner { settings: Arc::new(settings), logs, tx, running: None }, rx)
+        (ScriptRunner { settings: Arc::new(settings), logs, tx, running: Arc::new(Mutex::new(None)) }, rx)
     }
 
     /// The phase still running, if any.
-    pub fn running(&mut self) -> Option<Phase> {
-        match &self.running {
-            Some((_, h)) if h.is_finished() => {
-                if let Some((_, h)) = self.running.take() {
-                    let _ = h.join();
-                }
-                None
-            }
-            Some((p, _)) => Some(*p),
-            None => None,
-        }
+    pub fn running(&self) -> Option<Phase> {
+        *self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Starts `phase` in the background; its [`ScriptOutcome`] is sent when done.
     pub fn spawn(&mut self, phase: Phase) -> Result<(), ScriptError> {
-        if let Some(p) = self.running() {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = *running {
             return Err(ScriptError::Busy(p));
         }
-        let (settings, logs, tx) = (self.settings.clone(), self.logs.clone(), self.tx.clone());
-        let h = thread::Builder::new()
+        let (settings, logs, tx, flag) = (self.settings.clone(), self.logs.clone(), self.tx.clone(), self.running.clone());
+        thread::Builder::new()
             .name(format!("farm-{phase:?}-scripts").to_lowercase())
             .spawn(move || {
                 let outcome = run_phase(&settings, phase, &logs);
+                *flag.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 let _ = tx.send(outcome);
             })
             .map_err(ScriptError::Thread)?;
-        self.running = Some((phase, h));
+        *running = Some(phase);
         Ok(())
     }
 }
