@@ -4,11 +4,14 @@
 //! runtime feeds them received datagrams and the current time, and carries out the actions
 //! they return):
 //! - [`assign`]: weighted rendezvous hashing (farm mode) and failover choice: who should own
-//!   each bucket given the live UP members.
+//!   each bucket given the live UP members;
+//! - [`proto`]: the heartbeat datagram (binary, versioned, HMAC-SHA256), its replay guard and
+//!   rejection counters.
 
 #![forbid(unsafe_code)]
 
 pub mod assign;
+pub mod proto;
 pub mod api;
 pub mod checkers;
 pub mod lifecycle;
