@@ -1,5 +1,5 @@
-//! Smoke binary: initialise the EAL, hotplug each device given on the command
-//! line, print what DPDK reports. Exit status 1 if any device fails.
+//! Smoke binary: initialise the EAL, hotplug, configure and start each device
+//! given on the command line, print what DPDK reports. Exit status 1 if any device fails.
 //!
 //! `cargo run -p dpdk --example probe -- net_null0 'net_ring0' 'net_tap0,iface=ptest0'`
 //! (`PROBE_EAL_ARGS="..."` replaces the default EAL options).
@@ -28,16 +28,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let pool = match dpdk::Mempool::with_size(&eal, "probe", 4095) {
+        Ok(pool) => pool,
+        Err(e) => {
+            eprintln!("mempool: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut ok = true;
     // Keep every port open until the end: later devices may connect to earlier
     // ones (virtio_user to a vhost socket, memif client to server).
     let mut ports = Vec::new();
     for dev in &devs {
-        match dpdk::Port::attach(&eal, dev) {
+        match attach_and_start(&eal, dev, &pool) {
             Ok(port) => {
                 let info = port.info().map(|i| i.driver_name).unwrap_or_default();
                 let mac = port.mac_addr().map(|m| m.to_string()).unwrap_or_default();
-                println!("ok   {dev}: port {} driver {info} mac {mac}", port.id());
+                println!(
+                    "ok   {dev}: port {} driver {info} mac {mac} started",
+                    port.id()
+                );
                 ports.push(port);
             }
             Err(e) => {
@@ -51,4 +61,21 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Hotplugs `dev`, configures one rx and one tx queue, starts it.
+fn attach_and_start(
+    eal: &dpdk::Eal,
+    dev: &str,
+    pool: &dpdk::Mempool,
+) -> Result<dpdk::Port, dpdk::PortError> {
+    let mut port = dpdk::Port::attach(eal, dev)?;
+    let config = dpdk::PortConfig {
+        rx_desc: 256,
+        tx_desc: 256,
+        ..dpdk::PortConfig::default()
+    };
+    port.configure(&config, pool)?;
+    port.start()?;
+    Ok(port)
 }

@@ -9,7 +9,8 @@
 //! [`Port`](crate::Port), queue and lcore launch holds a clone, so
 //! `rte_eal_cleanup` runs only when the last of them is dropped.
 
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dpdk_sys as sys;
@@ -65,6 +66,30 @@ pub(crate) fn control_lock() -> MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The EAL runtime directory (`/var/run/dpdk/<file-prefix>` for root), once an
+/// `rte_eal_init` call got far enough to create it.
+pub fn runtime_dir() -> Option<PathBuf> {
+    // SAFETY: returns a pointer to a static NUL-terminated buffer (empty before
+    // any init attempt).
+    let p = unsafe { sys::rte_eal_get_runtime_dir() };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, NUL-terminated static buffer; copied at once.
+    let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
+    (!s.is_empty()).then(|| PathBuf::from(s))
+}
+
+/// DPDK never deletes its runtime directory; with `--no-shconf`/`--in-memory`
+/// it stays empty, and one per process (file prefix) piles up. Remove it if empty.
+fn remove_empty_runtime_dir(dir: Option<&PathBuf>) {
+    if let Some(dir) = dir {
+        if std::fs::remove_dir(dir).is_ok() {
+            tracing::debug!(dir = %dir.display(), "removed empty EAL runtime dir");
+        }
+    }
+}
+
 /// Handle to the initialised EAL. Clone it freely; the EAL is cleaned up
 /// (`rte_eal_cleanup`) when the last clone, and the last object holding one, drops.
 #[derive(Clone)]
@@ -74,6 +99,7 @@ pub struct Eal {
 
 struct EalInner {
     args: Vec<String>,
+    runtime_dir: Option<PathBuf>,
 }
 
 impl Drop for EalInner {
@@ -85,6 +111,7 @@ impl Drop for EalInner {
             Ok(_) => tracing::debug!("EAL cleaned up"),
             Err(e) => tracing::warn!(error = %e, "EAL cleanup failed"),
         }
+        remove_empty_runtime_dir(self.runtime_dir.as_ref());
     }
 }
 
@@ -323,7 +350,10 @@ impl EalBuilder {
             Ok(_) => {
                 *state = State::Initialized;
                 Ok(Eal {
-                    inner: Arc::new(EalInner { args }),
+                    inner: Arc::new(EalInner {
+                        args,
+                        runtime_dir: runtime_dir(),
+                    }),
                 })
             }
             Err(e) if e.errno() == libc::EALREADY => {
@@ -332,6 +362,7 @@ impl EalBuilder {
             }
             Err(source) => {
                 *state = State::Failed;
+                remove_empty_runtime_dir(runtime_dir().as_ref());
                 Err(EalError::Init { args, source })
             }
         }

@@ -128,7 +128,9 @@ impl Eal {
     /// Runs `f` on the worker `lcore` (`rte_eal_remote_launch`).
     ///
     /// May be called from any thread (launches are serialised internally). A panic
-    /// in `f` is caught and returned by [`LcoreJoinHandle::join`].
+    /// in `f` is caught and returned by [`LcoreJoinHandle::join`] (with
+    /// `panic = "abort"`, as in the workspace release profile, it aborts the
+    /// process instead).
     ///
     /// # Errors
     /// [`LaunchError::NotAWorker`] if `lcore` is the main lcore or not enabled;

@@ -3,16 +3,23 @@
 //! # The EAL is initialised once per process
 //!
 //! `rte_eal_init` can succeed only once in a process, and cannot be redone after
-//! `rte_eal_cleanup`. So:
-//! * [`Eal::builder()`]`.….init()` returns an [`Eal`] handle the first time and
-//!   [`EalError::AlreadyInitialized`] on every later call;
+//! `rte_eal_cleanup`; after a failed attempt DPDK 22.11 keeps part of the
+//! rejected configuration. So:
+//! * [`Eal::builder()`]`.….init()` is attempted once per process: it returns an
+//!   [`Eal`] handle, or [`EalError::Init`]; every later call returns
+//!   [`EalError::AlreadyInitialized`] (or [`EalError::PreviousInitFailed`]);
 //! * [`Eal`] is a cloneable `Arc` handle; every [`Mempool`], [`Port`], queue and
 //!   lcore launch holds a clone, and `rte_eal_cleanup` runs when the last one
 //!   drops — never while DPDK objects are still in use;
 //! * tests share one EAL per test process (`test_support::eal()`, feature
 //!   `test-support`) and create their devices at runtime under unique names
 //!   ([`Port::attach`], i.e. `rte_dev_probe`), so tests in one binary run in
-//!   parallel threads.
+//!   parallel threads. Tests of EAL initialisation itself re-run their test
+//!   binary as a child process per scenario (see `tests/eal_init.rs`).
+//!
+//! Memory: DPDK 22.11 refuses `--no-huge` together with `--in-memory`; use
+//! `--no-huge --no-shconf` (no shared files; one `--file-prefix` per process) to
+//! run several DPDK processes without hugepages, or `--in-memory` with hugepages.
 //!
 //! # Objects
 //! * [`Mempool`]: pktmbuf pool; [`Mbuf`]: one owned packet; [`MbufBurst`]: up to
@@ -47,7 +54,7 @@ mod queue;
 pub mod test_support;
 
 pub use burst::{Drain, MbufBurst, BURST_SIZE};
-pub use eal::{Eal, EalBuilder, EalError};
+pub use eal::{runtime_dir, Eal, EalBuilder, EalError};
 pub use error::{rte_errno, DpdkError, RteErrno, ToResult};
 pub use ids::{LcoreId, MacAddr, PortId, QueueId};
 pub use lcore::{

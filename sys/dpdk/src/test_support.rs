@@ -13,6 +13,7 @@
 //! [`unique`] names, so they can run in parallel; dropping the port removes the
 //! device again. A process has at most 32 ports (`RTE_MAX_ETHPORTS`).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
@@ -29,7 +30,7 @@ pub fn eal() -> &'static Eal {
     EAL.get_or_init(|| {
         let cpus = allowed_cpus();
         let level = std::env::var("FARM_DPDK_LOG").ok();
-        Eal::builder()
+        let eal = Eal::builder()
             .program("farm-test")
             .log_level(Some(level.as_deref().unwrap_or("*:error")))
             .no_huge()
@@ -40,8 +41,24 @@ pub fn eal() -> &'static Eal {
             .file_prefix(&format!("farm-test-{}", std::process::id()))
             .lcore_map(&format!("0@({cpus}),1@({cpus})"))
             .init()
-            .expect("test EAL init")
+            .expect("test EAL init");
+        // The static EAL is never dropped: remove its (empty) runtime dir at exit.
+        if let Some(dir) = crate::eal::runtime_dir() {
+            let _ = RUNTIME_DIR.set(dir);
+            // SAFETY: registers a plain extern "C" fn without arguments.
+            unsafe { libc::atexit(remove_runtime_dir) };
+        }
+        eal
     })
+}
+
+static RUNTIME_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_runtime_dir() {
+    if let Some(dir) = RUNTIME_DIR.get() {
+        // Only succeeds if empty, which it is with --no-shconf.
+        let _ = std::fs::remove_dir(dir);
+    }
 }
 
 /// `prefix` plus a process-unique suffix, e.g. `net_null` → `net_null_t3`.

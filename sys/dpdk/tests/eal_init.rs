@@ -43,7 +43,15 @@ fn run(scenario: &str) {
             assert!(matches!(base().init(), Err(EalError::PreviousInitFailed)));
         }
         "unknown_option" => expect_init_errno(base().arg("--no-such-option").init(), libc::EINVAL),
-        "unknown_vdev_driver" => expect_init_errno(base().vdev("net_bogus0").init(), libc::ENODEV),
+        "unknown_vdev_driver" => {
+            expect_init_errno(base().vdev("net_bogus0").init(), libc::ENODEV);
+            let dir = dpdk::runtime_dir().expect("runtime dir created before device parsing");
+            assert!(
+                !dir.exists(),
+                "empty runtime dir {} removed after failure",
+                dir.display()
+            );
+        }
         "bad_vdev_args_then_once_only" => {
             // A known driver with bad arguments does not fail the EAL: the device
             // is just missing.
@@ -61,10 +69,18 @@ fn run(scenario: &str) {
             assert_eq!(eal.main_lcore().0, 0);
             assert!(eal.worker_lcores().is_empty());
             assert!(eal.args().contains(&"--vdev=net_null0".to_owned()));
+            let dir = dpdk::runtime_dir().expect("runtime dir");
+            assert!(
+                dir.ends_with(format!("farm-eal-init-{}", std::process::id())),
+                "{}",
+                dir.display()
+            );
+            assert!(dir.is_dir());
             assert!(matches!(base().init(), Err(EalError::AlreadyInitialized)));
             // Not even after the EAL was cleaned up (last handle dropped).
             drop(null);
             drop(eal);
+            assert!(!dir.exists(), "runtime dir removed by cleanup");
             assert!(matches!(base().init(), Err(EalError::AlreadyInitialized)));
         }
         other => panic!("unknown scenario {other}"),
