@@ -1,0 +1,305 @@
+//! farmctl: the farm's command line.
+//!
+//! ```text
+//! farmctl [--config FILE] [--node NAME] [--api URL] <command>
+//!   state                      print the state; exit STOP 0, WAIT 1, UP 2 (STARTING and
+//!                              STOPPING 1); farmd not running counts as STOP; other errors 3
+//!   status                     the full status (JSON)
+//!   start|stop|restart         ask farmd (POST with the [api] token_file token)
+//!   log [-n N] / applog [-n N] print the module / application log (last N lines)
+//!   printi MSG / printe MSG    append an information / error entry to the module log
+//!   which CLIENT[:PORT]        the bucket of a client and its owner
+//!   snapshot OUT               support bundle: OUT.tar (if OUT ends in .tar) or directory OUT
+//!   config check FILE          validate a configuration: prints OK or the errors, exit 1
+//! ```
+#![forbid(unsafe_code)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use farm_config::{Config, ConfigError};
+use farm_control::api::{client::base_url, ApiClient, ClientError};
+use farm_control::lifecycle::Command as LcCommand;
+use farm_control::logs::{self, Level, LogSettings};
+
+#[derive(Parser, Debug)]
+#[command(name = "farmctl", version, about = "Control a farm node (farmd)")]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "/etc/farm/farm.toml")]
+    config: PathBuf,
+    /// This machine's node, for per-node paths (default: found from the local addresses).
+    #[arg(long, global = true)]
+    node: Option<String>,
+    /// farmd's API (default: from [api] listen, wildcard as loopback), e.g. http://127.0.0.1:9010.
+    #[arg(long, global = true)]
+    api: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Print the module state; exit code STOP 0, WAIT 1, UP 2, STARTING/STOPPING 1, error 3.
+    State,
+    /// Print the full status as JSON.
+    Status,
+    /// Start the module.
+    Start(Reason),
+    /// Stop the module (leave the farm, then stop_both).
+    Stop(Reason),
+    /// Stop, then start the module.
+    Restart(Reason),
+    /// Print the module log.
+    Log(Tail),
+    /// Print the application log (script output).
+    Applog(Tail),
+    /// Append an information entry to the module log.
+    Printi {
+        /// The message.
+        msg: Vec<String>,
+    },
+    /// Append an error entry to the module log.
+    Printe {
+        /// The message.
+        msg: Vec<String>,
+    },
+    /// Show the bucket of a client (address, or address:port for on_port rules) and its owner.
+    Which {
+        /// `198.51.100.7`, `198.51.100.7:40000`, `2001:db8::7` or `[2001:db8::7]:40000`.
+        client: String,
+    },
+    /// Write a support bundle: redacted configuration, logs, status, metrics.
+    Snapshot {
+        /// `bundle.tar` writes a tar file; anything else is a directory.
+        out: PathBuf,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct Reason {
+    /// Logged by farmd with the command.
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct Tail {
+    /// Only the last N lines.
+    #[arg(short = 'n', long)]
+    lines: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Validate a configuration file.
+    Check {
+        /// The file.
+        file: PathBuf,
+        /// Also check the files it refers to (secret and token modes, scripts, the data plane).
+        #[arg(long)]
+        runtime: bool,
+    },
+}
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    match Config::load_local(&cli.config, cli.node.as_deref()) {
+        Ok((cfg, _node)) => Ok(cfg),
+        // Not on a configured node (e.g. a workstation): per-node paths stay unexpanded.
+        Err(ConfigError::LocalNode { .. }) if cli.node.is_none() => Ok(Config::load(&cli.config)?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn api_base(cli: &Cli) -> Result<String> {
+    match &cli.api {
+        Some(a) => Ok(a.clone()),
+        None => Ok(base_url(load_config(cli)?.api.listen)),
+    }
+}
+
+fn state(cli: &Cli) -> u8 {
+    let base = match api_base(cli) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("farmctl: {e:#}");
+            return 3;
+        }
+    };
+    match ApiClient::new(&base, None, TIMEOUT).status() {
+        Ok(st) => {
+            println!("{}", st.state);
+            st.state.exit_code() as u8
+        }
+        Err(ClientError::Unreachable { message, .. }) => {
+            println!("STOP");
+            eprintln!("farmctl: farmd is not running (no answer at {base}: {message})");
+            0
+        }
+        Err(e) => {
+            eprintln!("farmctl: {e}");
+            3
+        }
+    }
+}
+
+fn command(cli: &Cli, c: LcCommand, reason: &Reason) -> Result<()> {
+    let cfg = load_config(cli)?;
+    let token = cfg.read_token()?;
+    if token.is_none() {
+        bail!("{}: [api] token_file is not set: farmd refuses commands", cfg.origin);
+    }
+    let base = match &cli.api {
+        Some(a) => a.clone(),
+        None => base_url(cfg.api.listen),
+    };
+    ApiClient::new(&base, token, TIMEOUT).command(c, reason.reason.as_deref())?;
+    println!("{} requested", c.as_str());
+    Ok(())
+}
+
+fn print_log(cli: &Cli, name: &str, tail: &Tail) -> Result<()> {
+    let cfg = load_config(cli)?;
+    let path = cfg.module.log_dir.join(name);
+    let lines = logs::tail(&path, tail.lines, LogSettings::default().keep)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(())
+}
+
+fn print_entry(cli: &Cli, level: Level, msg: &[String]) -> Result<()> {
+    let cfg = load_config(cli)?;
+    let msg = msg.join(" ");
+    if msg.trim().is_empty() {
+        bail!("nothing to print: give a message");
+    }
+    logs::append_entry(&cfg.module.log_dir.join(logs::MODULE_LOG), level, &msg)?;
+    Ok(())
+}
+
+/// Parses `ip`, `ipv4:port`, `[ipv6]:port` or a bare IPv6 address.
+fn parse_client(s: &str) -> Result<(IpAddr, Option<u16>)> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok((ip, None));
+    }
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok((sa.ip(), Some(sa.port())));
+    }
+    bail!("expected a client address like 198.51.100.7, 198.51.100.7:40000 or [2001:db8::7]:40000, got {s:?}")
+}
+
+fn which(cli: &Cli, client: &str) -> Result<()> {
+    let cfg = load_config(cli)?;
+    let (ip, port) = parse_client(client)?;
+    let key = cfg.hash_key();
+    let n = cfg.buckets();
+    let api = ApiClient::new(&cli.api.clone().unwrap_or_else(|| base_url(cfg.api.listen)), None, TIMEOUT);
+    let mut rows = vec![("on_addr", farm_table::bucket_of(&key, ip, None, n))];
+    if let Some(p) = port {
+        rows.push(("on_port", farm_table::bucket_of(&key, ip, Some(p), n)));
+    }
+    for (aff, bucket) in rows {
+        let owner = match api.bucket(bucket) {
+            Ok(b) => match (b.owner, b.owner_name) {
+                (Some(id), Some(name)) => format!("owner {name} (id {id}, table generation {})", b.table_generation),
+                (Some(id), None) => format!("owner id {id}"),
+                (None, _) => "no owner".to_string(),
+            },
+            Err(e) => format!("owner unknown ({e})"),
+        };
+        println!("{client} -> bucket {bucket}/{n} ({aff} rules): {owner}");
+    }
+    Ok(())
+}
+
+fn config_check(file: &Path, runtime: bool) -> u8 {
+    let res = Config::load(file).and_then(|c| if runtime { c.check_runtime().map(|_| c) } else { Ok(c) });
+    match res {
+        Ok(c) => {
+            println!("OK: {} (module {}, {} nodes, {} VIPs, {} checkers)", file.display(), c.module.name, c.nodes.len(), c.vips.len(), c.checkers.len());
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+mod snapshot;
+
+fn run(cli: &Cli) -> Result<u8> {
+    match &cli.cmd {
+        Cmd::State => return Ok(state(cli)),
+        Cmd::Status => {
+            let st = ApiClient::new(&api_base(cli)?, None, TIMEOUT).status()?;
+            println!("{}", serde_json::to_string_pretty(&st)?);
+        }
+        Cmd::Start(r) => command(cli, LcCommand::Start, r)?,
+        Cmd::Stop(r) => command(cli, LcCommand::Stop, r)?,
+        Cmd::Restart(r) => command(cli, LcCommand::Restart, r)?,
+        Cmd::Log(t) => print_log(cli, logs::MODULE_LOG, t)?,
+        Cmd::Applog(t) => print_log(cli, logs::APP_LOG, t)?,
+        Cmd::Printi { msg } => print_entry(cli, Level::Info, msg)?,
+        Cmd::Printe { msg } => print_entry(cli, Level::Error, msg)?,
+        Cmd::Which { client } => which(cli, client)?,
+        Cmd::Snapshot { out } => {
+            let cfg = load_config(cli)?;
+            let api = ApiClient::new(&cli.api.clone().unwrap_or_else(|| base_url(cfg.api.listen)), None, TIMEOUT);
+            let written = snapshot::write(&cli.config, &cfg, &api, out)?;
+            println!("snapshot written to {}", written.display());
+        }
+        Cmd::Config { cmd: ConfigCmd::Check { file, runtime } } => return Ok(config_check(file, *runtime)),
+    }
+    Ok(0)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("farmctl: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_forms() {
+        assert_eq!(parse_client("198.51.100.7").unwrap(), ("198.51.100.7".parse().unwrap(), None));
+        assert_eq!(parse_client("198.51.100.7:40000").unwrap(), ("198.51.100.7".parse().unwrap(), Some(40000)));
+        assert_eq!(parse_client("2001:db8::7").unwrap(), ("2001:db8::7".parse().unwrap(), None));
+        assert_eq!(parse_client("[2001:db8::7]:80").unwrap(), ("2001:db8::7".parse().unwrap(), Some(80)));
+        assert!(parse_client("example.com").is_err());
+        assert!(parse_client("1.2.3.4:99999").is_err());
+    }
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let c = Cli::try_parse_from(["farmctl", "--api", "http://x:1", "log", "-n", "5"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Log(Tail { lines: Some(5) })));
+        let c = Cli::try_parse_from(["farmctl", "printe", "disk", "full"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Printe { ref msg } if msg.join(" ") == "disk full"));
+        assert!(Cli::try_parse_from(["farmctl", "bogus"]).is_err());
+    }
+}
