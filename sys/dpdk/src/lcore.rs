@@ -115,6 +115,10 @@ impl<T> Drop for LcoreJoinHandle<T> {
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// The `lcore_function_t` that runs a [`Job`] on the worker.
+///
+/// # Safety
+/// `arg` must be a `Box<Job>` turned into a raw pointer, passed to exactly one call.
 unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `Box<Job>` leaked by `Eal::launch`, handed to exactly
     // one lcore function call, so we own it here.
