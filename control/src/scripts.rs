@@ -331,7 +331,7 @@ pub fn run_phase(settings: &ScriptSettings, phase: Phase, logs: &Logs) -> Script
                     runs.push(r);
                 }
             }
-            let ok = runs.last().is_none_or(|r| r.exit.success());
+            let ok = !matches!(runs.last(), Some(r) if !r.exit.success());
             ScriptOutcome { phase, ok, runs }
         }
     }

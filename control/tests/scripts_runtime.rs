@@ -134,3 +134,67 @@ fn restart_action_until_maxloop_stops_the_module() {
     let notices = rt.command(Command::Stop, Instant::now());
     run_until(&mut rt, notices, State::Stop, Duration::from_secs(20));
 }
+
+#[test]
+fn runtime_and_status_from_a_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    script(dir.path(), "start_both", &format!("echo \"$FARM_ACTION $FARM_MODULE $FARM_NODE $FARM_NODE_ID $GREETING\" >> {}", trace.display()));
+    script(dir.path(), "stop_both", "exit 0");
+    let app = TcpListener::bind("127.0.0.1:0").unwrap();
+    let text = |extra: &str| {
+        format!(
+            r#"
+            [module]
+            name = "web"
+            cluster_id = 7
+            secret_file = "/etc/farm/web.secret"
+            log_dir = "{dir}/log"
+            [[node]]
+            name = "n1"
+            addrs = ["198.18.0.1"]
+            [[node]]
+            name = "n2"
+            addrs = ["198.18.0.2"]
+            weight = 3
+            [[vip]]
+            addr = "198.18.0.100"
+            [[vip.rule]]
+            proto = "tcp"
+            ports = "80"
+            [dataplane]
+            enabled = {dp}
+            {uplink}
+            [scripts]
+            dir = "{dir}"
+            start_both = "start_both"
+            stop_both = "stop_both"
+            env = {{ GREETING = "hello" }}
+            [[checker]]
+            name = "app"
+            kind = "tcp"
+            port = {port}
+            {extra}
+            "#,
+            dir = dir.path().display(),
+            port = app.local_addr().unwrap().port(),
+            dp = !extra.is_empty(),
+            uplink = if extra.is_empty() { "" } else { "uplink = \"net_null0\"" },
+        )
+    };
+    let cfg = farm_config::Config::from_str(&text(""), "t.toml").unwrap();
+    let node = cfg.node_by_name("n2").unwrap().clone();
+    let logs = Logs::open(&cfg.module.log_dir, LogSettings::default()).unwrap();
+    let mut rt = ModuleRuntime::from_config(&cfg, &node, None, logs.clone()).unwrap();
+    let notices = rt.command(Command::Start, Instant::now());
+    run_until(&mut rt, notices, State::Up, Duration::from_secs(10));
+    assert_eq!(fs::read_to_string(&trace).unwrap(), "start web n2 1 hello\n");
+    let mut st = Status::from_config(&cfg, &node);
+    rt.fill_status(&mut st, Instant::now());
+    assert_eq!((st.module.as_str(), st.node.as_str(), st.node_id, st.buckets_total), ("web", "n2", 1, 4096));
+    assert_eq!(st.members.iter().map(|m| (m.name.as_str(), m.is_self, m.weight)).collect::<Vec<_>>(), [("n1", false, 1), ("n2", true, 3)]);
+    assert_eq!((st.state, st.checkers.len(), st.restarts.maxloop), (State::Up, 1, 3));
+    // A data-plane checker without a data-plane view is a configuration error for the runtime.
+    let cfg = farm_config::Config::from_str(&text("[[checker]]\nname = \"dp\"\nkind = \"dataplane\""), "t.toml").unwrap();
+    assert!(ModuleRuntime::from_config(&cfg, &node, None, logs).is_err());
+}

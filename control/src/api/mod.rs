@@ -178,6 +178,29 @@ pub struct Status {
 }
 
 impl Status {
+    /// The static part from the configuration: module, this node, bucket count, the members
+    /// (names, ids, weights; not yet heard from).
+    pub fn from_config(cfg: &farm_config::Config, node: &farm_config::Node) -> Status {
+        Status {
+            module: cfg.module.name.to_string(),
+            node: node.name.to_string(),
+            node_id: node.id.get(),
+            buckets_total: cfg.buckets(),
+            members: cfg
+                .nodes
+                .iter()
+                .map(|n| MemberStatus {
+                    id: n.id.get(),
+                    name: n.name.to_string(),
+                    is_self: n.id == node.id,
+                    weight: n.weight.get(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
     /// The name of member `id`, if configured.
     pub fn member_name(&self, id: u8) -> Option<&str> {
         self.members.iter().find(|m| m.id == id).map(|m| m.name.as_str())

@@ -84,6 +84,25 @@ impl ProbeContext {
     }
 }
 
+impl ProbeContext {
+    /// From the configuration: the script environment and directory of `scripts` (see
+    /// [`crate::scripts::ScriptSettings::from_config`]), `[dataplane] liveness_timeout`, and the
+    /// data-plane view (`None` in control-only mode).
+    pub fn from_config(
+        cfg: &farm_config::Config,
+        scripts: &crate::scripts::ScriptSettings,
+        dataplane: Option<Arc<dyn DataplaneView>>,
+    ) -> ProbeContext {
+        ProbeContext {
+            dataplane,
+            liveness_timeout: cfg.dataplane.liveness_timeout,
+            script_env: scripts.env.clone(),
+            script_dir: scripts.dir.clone(),
+            ..ProbeContext::new()
+        }
+    }
+}
+
 impl Default for ProbeContext {
     fn default() -> Self {
         ProbeContext::new()

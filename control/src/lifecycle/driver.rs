@@ -19,7 +19,7 @@ use crossbeam::channel::{self, Receiver, Sender};
 use super::{Command, Effect, Input, Lifecycle, State};
 use crate::api::{RestartStatus, Status};
 use crate::checkers::health::CheckerInfo;
-use crate::checkers::{CheckerSpec, CheckerThreads, Health, Observation};
+use crate::checkers::{CheckerError, CheckerSpec, CheckerThreads, DataplaneView, Health, Observation, ProbeContext};
 use crate::logs::Logs;
 use crate::restart::RestartPolicy;
 use crate::scripts::{ScriptOutcome, ScriptRunner, ScriptSettings};
@@ -73,6 +73,20 @@ impl ModuleRuntime {
             logs,
             state_since: SystemTime::now(),
         }
+    }
+
+    /// A stopped module as configured: scripts, checkers (the uplink and data-plane checkers
+    /// read `dataplane`, `None` in control-only mode), restart policy.
+    pub fn from_config(
+        cfg: &farm_config::Config,
+        node: &farm_config::Node,
+        dataplane: Option<Arc<dyn DataplaneView>>,
+        logs: Logs,
+    ) -> Result<ModuleRuntime, CheckerError> {
+        let scripts = ScriptSettings::from_config(cfg, node);
+        let ctx = ProbeContext::from_config(cfg, &scripts, dataplane);
+        let checkers = CheckerSpec::all_from_config(cfg, &ctx)?;
+        Ok(ModuleRuntime::new(scripts, checkers, RestartPolicy::from_config(&cfg.restart), logs))
     }
 
     /// The current state.
