@@ -80,7 +80,7 @@ pub struct ApiServer {
     http: HttpServer,
 }
 
-/// Answers the API's requests; usable without sockets (see [`Routes::handle`]).
+/// Answers the API's requests; usable without sockets (see [`Routes::route`]).
 #[derive(Debug)]
 pub struct Routes {
     settings: ApiSettings,

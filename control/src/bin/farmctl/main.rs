@@ -35,7 +35,7 @@ struct Cli {
     /// This machine's node, for per-node paths (default: found from the local addresses).
     #[arg(long, global = true)]
     node: Option<String>,
-    /// farmd's API (default: from [api] listen, wildcard as loopback), e.g. http://127.0.0.1:9010.
+    /// farmd's API (default: from `[api] listen`, wildcard as loopback), e.g. `http://127.0.0.1:9010`.
     #[arg(long, global = true)]
     api: Option<String>,
     #[command(subcommand)]
