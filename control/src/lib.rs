@@ -6,12 +6,15 @@
 //! - [`assign`]: weighted rendezvous hashing (farm mode) and failover choice: who should own
 //!   each bucket given the live UP members;
 //! - [`proto`]: the heartbeat datagram (binary, versioned, HMAC-SHA256), its replay guard and
-//!   rejection counters.
+//!   rejection counters;
+//! - [`membership`]: one node's failure detection, view, and the handover protocol that
+//!   decides when it may accept new connections in a bucket (tables and leases to publish).
 
 #![forbid(unsafe_code)]
 
 pub mod assign;
 pub mod proto;
+pub mod membership;
 pub mod api;
 pub mod checkers;
 pub mod lifecycle;

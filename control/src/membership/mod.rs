@@ -1,0 +1,57 @@
+//! Membership and handover: one node's view of the cluster, as a pure state machine.
+//!
+//! # Failure detection
+//! Every node sends a heartbeat ([`crate::proto::Heartbeat`]) to every configured peer each
+//! `pulse`, on every heartbeat LAN, and at once when its view changes or a peer's view changed
+//! (so that handovers take a round trip, not a pulse). A peer is dead after `dead_after`
+//! without a valid heartbeat on any LAN. A peer never heard since this node started is
+//! *unknown* during the first `dead_after` and blocks every acquisition (it may be alive and
+//! own buckets).
+//!
+//! # View, assignment
+//! The *view* is the set of live UP members with their weights; its digest also covers the
+//! shared configuration. The owner of each bucket in a view is given by [`crate::assign`]
+//! (weighted rendezvous hashing, or failover). Every node publishes only buckets that its
+//! current view assigns to it: on a view change it *releases* the others at once.
+//!
+//! # Handover (invariant I1: release before acquire)
+//! A node *acquires* the buckets its view assigns to it only when every peer that may be alive
+//! has sent a heartbeat that (a) reports the same view and digest, and (b) acknowledges a
+//! heartbeat of this node sent since its view began (its *epoch*). Such a peer had released,
+//! before sending it, every bucket the common view gives to someone else. Two consequences:
+//! - two nodes that hear each other never own one bucket: in rendezvous hashing the pairwise
+//!   order of two nodes on a bucket does not depend on the other members, so if both views
+//!   contain both nodes, at most one of them wins the bucket;
+//! - a node never takes a bucket from a peer it believes alive before that peer has let go.
+//!   A dead peer's buckets are taken once every survivor agrees it is dead; with triggered
+//!   heartbeats that is one round trip after the last survivor notices (I3).
+//!
+//! A node that was not called for longer than [`Config::stall_limit`] (SIGSTOP, VM pause)
+//! fences itself: it releases everything and restarts the handshake.
+//!
+//! # Partitions
+//! With [`Takeover::Always`] each side of a partition takes over the other side's buckets (as
+//! SafeKit's farm does); I1 holds between nodes that hear each other. With
+//! [`Takeover::Majority`] a node owns buckets only under a *lease*: the heartbeats of this node
+//! acknowledged by a quorum of peers (the witness vote counts as one) were sent at time `t`,
+//! and no such peer can declare this node dead before `t + dead_after`; ownership is valid
+//! until `t + dead_after - pulse` ([`Action::Lease`], to be enforced by the data plane). Any
+//! two quorums intersect, so I1 then holds globally.
+//!
+//! # Draining (invariant I2)
+//! A released bucket *drains*: the node publishes `prev_owner = self` for it (its data plane
+//! keeps the flows it knows) and lists it in its heartbeats until it has no flow left
+//! ([`Node::set_flows`]) or `drain_timeout` passes. The new owner publishes `prev_owner` = the
+//! lowest live peer that still lists the bucket as draining, so its data plane takes SYNs and
+//! its own flows only; `prev_owner` becomes `NO_NODE` when no live peer drains it any more.
+
+mod config;
+mod handover;
+mod node;
+mod peer;
+#[cfg(test)]
+mod tests;
+
+pub use config::{Config, ConfigError, Mode, NodeConfig, Takeover};
+pub use node::{Action, Event, Node, NodeError};
+pub use peer::{Liveness, PeerInfo};
