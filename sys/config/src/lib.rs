@@ -55,3 +55,20 @@ pub use sections::{
 pub use types::{
     Buckets, HashSeed, IfName, MacAddr, ModuleName, Name, NodeId, Ports, Proto, Uplink, Weight,
 };
+
+/// An error and its causes on one line, each cause once: `Display` impls that already
+/// include their source (as several of ours do, for logs) are not repeated. For the
+/// binaries' "one clear error line".
+pub fn error_line(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
+}

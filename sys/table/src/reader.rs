@@ -165,6 +165,26 @@ impl TableReader {
         self.dp().pid.store(pid, Ordering::Relaxed);
     }
 
+    /// The published generation, its live bitmap and a copy of its entries, read without
+    /// taking part in the quiescent-state protocol. If the writer publishes twice during the
+    /// copy, the copy may mix two generations: use it for diagnostics and heuristics (tools,
+    /// "is a handover in progress"), never for forwarding decisions.
+    pub fn peek(&self) -> (u64, u64, Vec<BucketEntry>) {
+        let g = self.header().published.load(Ordering::Acquire);
+        let off = self.layout.slot_offset[(g & 1) as usize];
+        let slot = self.map.at::<SlotHeader>(off);
+        let cells =
+            self.map.slice::<AtomicU16>(off + std::mem::size_of::<SlotHeader>() as u64, self.layout.n_buckets as usize);
+        let entries = cells
+            .iter()
+            .map(|c| {
+                let v = c.load(Ordering::Relaxed);
+                BucketEntry { owner: v as u8, prev_owner: (v >> 8) as u8 }
+            })
+            .collect();
+        (g, slot.live.load(Ordering::Relaxed), entries)
+    }
+
     /// Live flows per bucket, maintained by the data plane with relaxed `fetch_add`/`fetch_sub`.
     pub fn flows(&self) -> &[AtomicU32] {
         self.map.slice::<AtomicU32>(self.layout.flows_offset, self.layout.n_buckets as usize)
@@ -211,9 +231,11 @@ impl<'a> LcoreHandle<'a> {
     }
 
     /// Declares this lcore quiescent (before sleeping in idle backoff).
+    /// The last generation stays visible (for status) under the offline bit.
     pub fn go_offline(&mut self) {
+        let last = if self.acked & OFFLINE == 0 { self.acked } else { self.area.ack.load(Ordering::Relaxed) & !OFFLINE };
         self.acked = OFFLINE;
-        self.area.ack.store(OFFLINE, Ordering::SeqCst);
+        self.area.ack.store(OFFLINE | last, Ordering::SeqCst);
     }
 
     /// Adds to a counter (single writer per lcore: no atomic read-modify-write needed).
