@@ -1,0 +1,165 @@
+//! `farm-lab`: builds and tears down the network-namespace lab (see `farm_tests::lab`).
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::builder::TypedValueParser;
+use clap::{Parser, Subcommand};
+use farm_tests::lab::{self, layout, Lab, LabOptions, Mode};
+
+/// The farm lab on one Linux machine: a bridge, N node namespaces, a client namespace.
+/// Addresses only from 198.18.0.0/15; nothing touches a real interface. Needs root.
+#[derive(Parser, Debug)]
+#[command(name = "farm-lab", version)]
+struct Cli {
+    /// Prefix of every name (bridge <prefix>br0, namespaces <prefix>-n1.., <prefix>-cl, run
+    /// directory /run/<prefix>-lab): labs with distinct prefixes run side by side.
+    #[arg(long, global = true, default_value = layout::DEFAULT_PREFIX)]
+    prefix: String,
+    /// More logs (-v: debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Builds the lab and leaves it running.
+    Up {
+        /// Number of nodes (n1..nN).
+        #[arg(long, default_value_t = layout::DEFAULT_NODES,
+              value_parser = clap::value_parser!(u16).range(1..=layout::MAX_NODES as i64).map(usize::from))]
+        nodes: usize,
+        /// farm: farmd + farm-dataplane on each node; direct: node address on the veth, no farm.
+        #[arg(long, value_enum, default_value_t = Mode::Farm)]
+        mode: Mode,
+        /// Where farmd and farm-dataplane are (farm mode).
+        #[arg(long, default_value = "target/release")]
+        bin_dir: PathBuf,
+        /// Number of client addresses (198.18.1.1, 198.18.1.2, ..., 198.18.2.1, ...).
+        #[arg(long, default_value_t = layout::DEFAULT_CLIENTS,
+              value_parser = clap::value_parser!(u16).range(1..=layout::MAX_CLIENTS as i64).map(usize::from))]
+        clients: usize,
+        /// The Apache program.
+        #[arg(long, default_value = "apache2")]
+        apache: String,
+        /// Farm configuration template (default: the built-in configs/lab.toml).
+        #[arg(long)]
+        config_template: Option<PathBuf>,
+        /// Pause between steps, in milliseconds (for tests that interrupt `up`).
+        #[arg(long, hide = true, default_value_t = 0)]
+        step_delay_ms: u64,
+    },
+    /// Tears the lab down (also after a failed or interrupted `up`); does nothing if it is down.
+    Down,
+    /// Shows what of the lab exists and runs.
+    Status,
+    /// Runs a command in a lab namespace: a node (`n1`, ...) or the client (`cl`).
+    Exec {
+        /// `n1`..`nN` or `cl`.
+        node: String,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+}
+
+fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, Arc::clone(&flag)).context("install signal handler")?;
+    }
+    Ok(flag)
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("farm-lab: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let level = if cli.verbose > 0 { "debug" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+    layout::check_prefix(&cli.prefix)?;
+
+    match cli.command {
+        Command::Up { nodes, mode, bin_dir, clients, apache, config_template, step_delay_ms } => {
+            let opts = LabOptions {
+                prefix: cli.prefix.clone(),
+                nodes,
+                clients,
+                mode,
+                bin_dir,
+                apache,
+                template: config_template,
+                interrupt: Some(interrupt_flag()?),
+                step_delay: Duration::from_millis(step_delay_ms),
+                ..LabOptions::default()
+            };
+            let lab = Lab::up(&opts)?;
+            print_summary(&lab);
+            lab.persist();
+        }
+        Command::Down => {
+            // A Ctrl-C must not cut a teardown in half: it is bounded anyway.
+            let _flag = interrupt_flag()?;
+            let rep = lab::down(&cli.prefix)?;
+            for w in &rep.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("lab {}: down ({} items removed)", cli.prefix, rep.removed.len());
+        }
+        Command::Status => print!("{}", lab::status(&cli.prefix)?),
+        Command::Exec { node, cmd } => {
+            let ns = if node == "cl" || node == "client" {
+                format!("{}-cl", cli.prefix)
+            } else if layout::is_lab_name(&cli.prefix, &format!("{}-{node}", cli.prefix)) {
+                format!("{}-{node}", cli.prefix)
+            } else {
+                bail!("unknown node {node:?}: expected n1, n2, ... or cl");
+            };
+            let err = std::process::Command::new("ip").args(["netns", "exec", &ns]).args(&cmd).exec();
+            bail!("cannot run ip netns exec {ns}: {err}");
+        }
+    }
+    Ok(())
+}
+
+fn print_summary(lab: &Lab) {
+    let l = lab.layout();
+    println!("lab {} up ({} mode), bridge {}", l.prefix(), lab.mode(), l.bridge());
+    for i in l.node_numbers() {
+        println!("  {}: namespace {}, address {}", l.node_name(i), l.node_ns(i), l.node_addr(i));
+    }
+    if lab.mode() == Mode::Farm {
+        println!("  VIP {} (farm config {})", l.vip(), lab.farm_files().config.display());
+    }
+    let n = l.clients();
+    println!(
+        "  client: namespace {}, {} addresses {} .. {}",
+        l.client_ns(),
+        n,
+        l.client_addr(0),
+        l.client_addr(n - 1)
+    );
+    println!("  run directory {}; tear down with: farm-lab down --prefix {}", l.run_dir().display(), l.prefix());
+}

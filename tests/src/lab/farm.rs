@@ -1,0 +1,270 @@
+//! Farm mode: the configuration every node's farmd reads (generated from `configs/lab.toml`),
+//! the secret and token files, the start/stop scripts, and starting farmd in a namespace.
+//!
+//! One file for all nodes, as on a real farm: `R/farm.toml` (R = the run directory). The lab
+//! rewrites from the template only what depends on the lab: the node list (`n1..nN`,
+//! 198.18.0.i), the VIP, every path (run directory, `/dev/shm/<prefix>-lab-{node}`, DPDK file
+//! prefix `<prefix>-lab-{node}`), the data-plane binary (absolute, from `--bin-dir`), the uplink
+//! (`net_af_packet0,iface=dp0`), the TAP name (`farm0`), the scripts and the API token; then it
+//! validates the result with `farm-config` before creating anything.
+//!
+//! farmd runs in its namespace as `farmd --config R/farm.toml --node n<i>`; it starts
+//! farm-dataplane itself, which creates `farm0`; the lab then puts the node address on `farm0`
+//! (the VIP already sits on `lo`). farmd runs `start_both`, which starts the node's Apache with
+//! the configuration the lab wrote in `R/n<i>/apache/`.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use farm_config::Config;
+use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
+
+use super::cmd::command;
+use super::error::LabError;
+use super::layout::{Layout, NODE_TAP, NODE_UPLINK};
+
+/// The template shipped with the sources (`configs/lab.toml`).
+pub const LAB_TEMPLATE: &str = include_str!("../../../configs/lab.toml");
+/// Name of the control daemon in `--bin-dir`.
+pub const FARMD: &str = "farmd";
+/// Name of the data plane in `--bin-dir`.
+pub const DATAPLANE: &str = "farm-dataplane";
+
+/// Paths of the farm files in the run directory.
+#[derive(Clone, Debug)]
+pub struct FarmFiles {
+    /// `R/farm.toml`.
+    pub config: PathBuf,
+    /// `R/secret` (0600).
+    pub secret: PathBuf,
+    /// `R/token` (0600): bearer token for farmd's POST endpoints.
+    pub token: PathBuf,
+    /// `R/start_both`.
+    pub start_both: PathBuf,
+    /// `R/stop_both`.
+    pub stop_both: PathBuf,
+}
+
+impl FarmFiles {
+    /// The files of the lab `l`.
+    pub fn new(l: &Layout) -> FarmFiles {
+        let r = l.run_dir();
+        FarmFiles {
+            config: r.join("farm.toml"),
+            secret: r.join("secret"),
+            token: r.join("token"),
+            start_both: r.join("start_both"),
+            stop_both: r.join("stop_both"),
+        }
+    }
+}
+
+fn set_path(t: &mut Item, key: &str, p: impl AsRef<Path>) {
+    t[key] = value(p.as_ref().to_string_lossy().into_owned());
+}
+
+/// Rewrites the template for lab `l` and validates it. Returns the text and the parsed config.
+pub fn render_config(
+    template: &str,
+    l: &Layout,
+    bin_dir: &Path,
+) -> Result<(String, Config), LabError> {
+    let files = FarmFiles::new(l);
+    let r = l.run_dir();
+    let mut doc: DocumentMut =
+        template.parse().map_err(|e| LabError::Config(format!("template: {e}")))?;
+
+    let module = &mut doc["module"];
+    set_path(module, "secret_file", &files.secret);
+    set_path(module, "log_dir", r.join("{node}/log"));
+    set_path(module, "run_dir", r.join("{node}/run"));
+    module["table_file"] = value(format!("/dev/shm/{}{{node}}", l.shm_prefix()));
+
+    let mut nodes = ArrayOfTables::new();
+    for i in l.node_numbers() {
+        let mut t = Table::new();
+        t["name"] = value(l.node_name(i));
+        let mut addrs = Array::new();
+        addrs.push(l.node_addr(i).to_string());
+        t["addrs"] = value(addrs);
+        nodes.push(t);
+    }
+    doc["node"] = Item::ArrayOfTables(nodes);
+
+    let vips = doc["vip"]
+        .as_array_of_tables_mut()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| LabError::Config("template: expected at least one [[vip]]".into()))?;
+    vips.get_mut(0).expect("non-empty")["addr"] = value(l.vip().to_string());
+
+    let dp = &mut doc["dataplane"];
+    set_path(dp, "binary", bin_dir.join(DATAPLANE));
+    dp["uplink"] = value(format!("net_af_packet0,iface={NODE_UPLINK}"));
+    dp["tap_name"] = value(NODE_TAP);
+    dp["file_prefix"] = value(format!("{}{{node}}", l.shm_prefix()));
+
+    let scripts = &mut doc["scripts"];
+    set_path(scripts, "start_both", &files.start_both);
+    set_path(scripts, "stop_both", &files.stop_both);
+
+    set_path(&mut doc["api"], "token_file", &files.token);
+
+    let text = doc.to_string();
+    let cfg = Config::from_str(&text, &files.config.to_string_lossy())
+        .map_err(|e| LabError::Config(e.to_string()))?;
+    Ok((text, cfg))
+}
+
+/// The `start_both` script: starts the node's Apache (`$FARM_NODE` is set by farmd).
+pub fn start_script(l: &Layout, apache: &Path) -> String {
+    format!(
+        "#!/bin/sh\n# farm-lab: start the node's Apache (farmd sets FARM_NODE).\nset -e\n\
+         conf={r}/\"$FARM_NODE\"/apache/httpd.conf\n\
+         pid={r}/\"$FARM_NODE\"/apache/httpd.pid\n\
+         if [ -f \"$pid\" ] && kill -0 \"$(cat \"$pid\")\" 2>/dev/null; then exit 0; fi\n\
+         exec {apache} -f \"$conf\" -k start\n",
+        r = l.run_dir().display(),
+        apache = apache.display()
+    )
+}
+
+/// The `stop_both` script: stops the node's Apache; with `force`, SIGKILL.
+pub fn stop_script(l: &Layout) -> String {
+    format!(
+        "#!/bin/sh\n# farm-lab: stop the node's Apache (farmd sets FARM_NODE; $1 = force).\n\
+         pid={r}/\"$FARM_NODE\"/apache/httpd.pid\n\
+         [ -f \"$pid\" ] || exit 0\n\
+         p=$(cat \"$pid\")\n\
+         if [ \"$1\" = force ]; then kill -KILL \"$p\" 2>/dev/null; rm -f \"$pid\"; exit 0; fi\n\
+         kill -TERM \"$p\" 2>/dev/null || exit 0\n\
+         i=0; while kill -0 \"$p\" 2>/dev/null; do i=$((i+1)); [ $i -lt 100 ] || exit 1; sleep 0.05; done\n\
+         exit 0\n",
+        r = l.run_dir().display()
+    )
+}
+
+fn write_mode(path: &Path, text: &str, mode: u32) -> Result<(), LabError> {
+    fs::write(path, text).map_err(|e| LabError::io(path, e))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| LabError::io(path, e))
+}
+
+/// A random hex string from /dev/urandom.
+fn random_hex(bytes: usize) -> Result<String, LabError> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| LabError::io("/dev/urandom", e))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes the config, secret, token and scripts; creates each node's log and run directories.
+pub fn write_files(l: &Layout, config_text: &str, apache: &Path) -> Result<FarmFiles, LabError> {
+    let f = FarmFiles::new(l);
+    write_mode(&f.config, config_text, 0o644)?;
+    write_mode(&f.secret, &random_hex(32)?, 0o600)?;
+    write_mode(&f.token, &random_hex(16)?, 0o600)?;
+    write_mode(&f.start_both, &start_script(l, apache), 0o755)?;
+    write_mode(&f.stop_both, &stop_script(l), 0o755)?;
+    for i in l.node_numbers() {
+        for sub in ["log", "run"] {
+            let d = l.node_dir(i).join(sub);
+            fs::create_dir_all(&d).map_err(|e| LabError::io(&d, e))?;
+        }
+    }
+    Ok(f)
+}
+
+/// Where farmd's output goes and its pid is kept.
+pub fn farmd_out(l: &Layout, i: usize) -> PathBuf {
+    l.node_dir(i).join("farmd.out")
+}
+
+/// farmd's pid file (written by the lab).
+pub fn farmd_pid_file(l: &Layout, i: usize) -> PathBuf {
+    l.node_dir(i).join("farmd.pid")
+}
+
+/// Starts `farmd --config R/farm.toml --node n<i>` in node `i`'s namespace, in its own process
+/// group (so it outlives a Ctrl-C of farm-lab and `farm-lab up` itself), output to
+/// `R/n<i>/farmd.out`.
+pub fn spawn_farmd(l: &Layout, i: usize, bin_dir: &Path) -> Result<Child, LabError> {
+    let out_path = farmd_out(l, i);
+    let out = fs::File::create(&out_path).map_err(|e| LabError::io(&out_path, e))?;
+    let err = out.try_clone().map_err(|e| LabError::io(&out_path, e))?;
+    let farmd = bin_dir.join(FARMD);
+    let config = FarmFiles::new(l).config;
+    let mut c = command("ip");
+    c.args(["netns", "exec", &l.node_ns(i)])
+        .arg(&farmd)
+        .arg("--config")
+        .arg(&config)
+        .args(["--node", &l.node_name(i)])
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
+    let child = c.spawn().map_err(|source| LabError::Spawn {
+        cmd: format!("ip netns exec {} {} --config ...", l.node_ns(i), farmd.display()),
+        source,
+    })?;
+    // `ip netns exec` execs the program: the child's pid is farmd's.
+    let pid_path = farmd_pid_file(l, i);
+    fs::write(&pid_path, format!("{}\n", child.id())).map_err(|e| LabError::io(&pid_path, e))?;
+    Ok(child)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_config_is_valid_and_describes_the_lab() {
+        let l = Layout::new("xy", 5, 10).unwrap();
+        let (text, cfg) = render_config(LAB_TEMPLATE, &l, Path::new("/opt/farm/bin")).unwrap();
+        assert_eq!(cfg.nodes.len(), 5);
+        for (k, n) in cfg.nodes.iter().enumerate() {
+            assert_eq!(n.name.to_string(), format!("n{}", k + 1));
+            assert_eq!(n.addrs, vec![std::net::IpAddr::V4(l.node_addr(k + 1))]);
+        }
+        assert_eq!(cfg.vips.len(), 1);
+        assert_eq!(cfg.vips[0].addr, std::net::IpAddr::V4(l.vip()));
+        assert_eq!(cfg.module.secret_file, PathBuf::from("/run/xy-lab/secret"));
+        assert_eq!(cfg.module.table_file, PathBuf::from("/dev/shm/xy-lab-{node}"));
+        assert_eq!(cfg.dataplane.binary, PathBuf::from("/opt/farm/bin/farm-dataplane"));
+        assert_eq!(cfg.dataplane.file_prefix, "xy-lab-{node}");
+        assert_eq!(cfg.dataplane.tap_name.as_str(), "farm0");
+        assert_eq!(cfg.scripts.start_both, Some(PathBuf::from("/run/xy-lab/start_both")));
+        assert_eq!(cfg.api.token_file, Some(PathBuf::from("/run/xy-lab/token")));
+        assert!(text.contains("iface=dp0"), "{text}");
+        // Per-node paths resolve to distinct files.
+        let mut a = cfg.clone();
+        a.localize("n1");
+        let mut b = cfg.clone();
+        b.localize("n2");
+        assert_eq!(a.module.table_file, PathBuf::from("/dev/shm/xy-lab-n1"));
+        assert_ne!(a.module.table_file, b.module.table_file);
+        assert_ne!(a.dataplane.file_prefix, b.dataplane.file_prefix);
+        assert_ne!(a.module.run_dir, b.module.run_dir);
+    }
+
+    #[test]
+    fn a_broken_template_is_a_config_error() {
+        let l = Layout::new("xy", 2, 10).unwrap();
+        let e = render_config("[module\n", &l, Path::new("/b")).unwrap_err();
+        assert!(matches!(e, LabError::Config(_)), "{e}");
+        let no_vip = LAB_TEMPLATE.replace("[[vip]]", "[[vipx]]");
+        let e = render_config(&no_vip, &l, Path::new("/b")).unwrap_err();
+        assert!(matches!(e, LabError::Config(_)), "{e}");
+    }
+
+    #[test]
+    fn scripts_use_the_node_from_farmd() {
+        let l = Layout::new("farm", 3, 10).unwrap();
+        let s = start_script(&l, Path::new("/usr/sbin/apache2"));
+        assert!(s.contains("/run/farm-lab/\"$FARM_NODE\"/apache/httpd.conf"));
+        assert!(s.contains("exec /usr/sbin/apache2 -f \"$conf\" -k start"));
+        let s = stop_script(&l);
+        assert!(s.contains("force"));
+    }
+}
