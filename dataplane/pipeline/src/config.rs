@@ -351,13 +351,23 @@ impl PipelineConfig {
     /// The VIP with address `addr`.
     #[inline]
     pub fn vip(&self, addr: IpAddr) -> Option<&Vip> {
-        self.vips.iter().find(|v| v.addr == addr)
+        // Per family, so the hot path compares 4 or 16 bytes, never the enum.
+        match addr {
+            IpAddr::V4(a) => self
+                .vips
+                .iter()
+                .find(|v| matches!(v.addr, IpAddr::V4(b) if b == a)),
+            IpAddr::V6(a) => self
+                .vips
+                .iter()
+                .find(|v| matches!(v.addr, IpAddr::V6(b) if b == a)),
+        }
     }
 
     /// `addr` is a VIP.
     #[inline]
     pub fn is_vip(&self, addr: IpAddr) -> bool {
-        self.vips.iter().any(|v| v.addr == addr)
+        self.vip(addr).is_some()
     }
 
     /// A VIP whose virtual MAC is `mac`.

@@ -65,6 +65,7 @@ impl EthernetAddress {
     ///
     /// # Panics
     /// If `data.len() != 6` (only call it on a checked field).
+    #[inline]
     pub fn from_bytes(data: &[u8]) -> EthernetAddress {
         let mut b = [0u8; 6];
         b.copy_from_slice(data);
@@ -77,16 +78,19 @@ impl EthernetAddress {
     }
 
     /// Group bit set (multicast, broadcast included).
+    #[inline]
     pub const fn is_multicast(&self) -> bool {
         self.0[0] & 0x01 != 0
     }
 
     /// All ones.
+    #[inline]
     pub fn is_broadcast(&self) -> bool {
         *self == Self::BROADCAST
     }
 
     /// Not multicast and not all zeros.
+    #[inline]
     pub fn is_unicast(&self) -> bool {
         !self.is_multicast() && self.0 != [0; 6]
     }
@@ -210,6 +214,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     /// Walks up to [`MAX_VLAN_TAGS`] tags; returns them, the innermost
     /// EtherType and the offset of the L3 header.
+    #[inline]
     pub fn tags(&self) -> Result<(VlanTags, EtherType, usize)> {
         let d = self.buffer.as_ref();
         let mut tags = VlanTags::new();
@@ -351,30 +356,20 @@ impl VlanTag {
     }
 }
 
-/// Up to [`MAX_VLAN_TAGS`] tags, outermost first. Unused slots stay zeroed so
-/// equality compares only the tags present.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Up to [`MAX_VLAN_TAGS`] tags, outermost first. Stored as raw
+/// `TPID << 16 | TCI` words (cheap to copy on the hot path); unused slots
+/// stay zero so equality compares only the tags present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct VlanTags {
-    tags: [VlanTag; MAX_VLAN_TAGS],
+    words: [u32; MAX_VLAN_TAGS],
     len: u8,
 }
 
-impl Default for VlanTags {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl VlanTags {
-    const EMPTY: VlanTag = VlanTag {
-        tpid: EtherType::Unknown(0),
-        tci: 0,
-    };
-
     /// No tags.
     pub const fn new() -> VlanTags {
         VlanTags {
-            tags: [Self::EMPTY; MAX_VLAN_TAGS],
+            words: [0; MAX_VLAN_TAGS],
             len: 0,
         }
     }
@@ -389,19 +384,39 @@ impl VlanTags {
     }
 
     /// Appends an inner tag; `Err(Unsupported)` when full.
+    #[inline]
     pub fn push(&mut self, tag: VlanTag) -> Result<()> {
+        self.push_raw(u16::from(tag.tpid), tag.tci)
+    }
+
+    #[inline]
+    pub(crate) fn push_raw(&mut self, tpid: u16, tci: u16) -> Result<()> {
         let slot = self
-            .tags
+            .words
             .get_mut(usize::from(self.len))
             .ok_or(Error::Unsupported)?;
-        *slot = tag;
+        *slot = (u32::from(tpid) << 16) | u32::from(tci);
         self.len += 1;
         Ok(())
     }
 
+    /// Tag `i` (0 = outermost).
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<VlanTag> {
+        if i < usize::from(self.len) {
+            let w = self.words[i];
+            Some(VlanTag {
+                tpid: EtherType::from((w >> 16) as u16),
+                tci: w as u16,
+            })
+        } else {
+            None
+        }
+    }
+
     /// The tags present, outermost first.
-    pub fn as_slice(&self) -> &[VlanTag] {
-        &self.tags[..usize::from(self.len)]
+    pub fn iter(&self) -> impl Iterator<Item = VlanTag> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
     }
 
     /// Number of tags.
@@ -460,7 +475,7 @@ impl EthernetRepr {
         f.set_dst_addr(self.dst_addr);
         f.set_src_addr(self.src_addr);
         let mut off = field::ETHERTYPE.start;
-        for tag in self.tags.as_slice() {
+        for tag in self.tags.iter() {
             buf[off..off + 2].copy_from_slice(&u16::from(tag.tpid).to_be_bytes());
             buf[off + 2..off + 4].copy_from_slice(&tag.tci.to_be_bytes());
             off += VLAN_TAG_LEN;
@@ -511,13 +526,13 @@ mod tests {
         let (tags, ty, off) = f.tags().unwrap();
         assert_eq!(ty, EtherType::Arp);
         assert_eq!(off, 22);
-        assert_eq!(tags.as_slice()[0].tpid, EtherType::QinQ);
+        assert_eq!(tags.get(0).unwrap().tpid, EtherType::QinQ);
         assert_eq!(
-            (tags.as_slice()[0].pcp(), tags.as_slice()[0].vid()),
+            (tags.get(0).unwrap().pcp(), tags.get(0).unwrap().vid()),
             (1, 100)
         );
-        assert_eq!(tags.as_slice()[1].tpid, EtherType::Vlan);
-        assert_eq!(tags.as_slice()[1].vid(), 10);
+        assert_eq!(tags.get(1).unwrap().tpid, EtherType::Vlan);
+        assert_eq!(tags.get(1).unwrap().vid(), 10);
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub struct ParseError {
     pub error: Error,
 }
 
+#[inline]
 fn at(layer: Layer) -> impl Fn(Error) -> ParseError {
     move |error| ParseError { layer, error }
 }
@@ -238,14 +239,28 @@ pub struct InnerTuple {
 }
 
 /// Summarizes a frame in one pass. Never panics.
+#[inline(always)]
 pub fn summarize(frame: &[u8]) -> Result<FrameSummary, ParseError> {
     let eth = ethernet::Frame::new_checked(frame).map_err(at(Layer::Ethernet))?;
-    let (tags, ethertype, l3_offset) = eth.tags().map_err(at(Layer::Vlan))?;
-    // `tags()` checked every tag, so the offset is within the frame.
-    let l3_bytes = frame.get(l3_offset..).ok_or(ParseError {
-        layer: Layer::Vlan,
-        error: Error::Truncated,
-    })?;
+    // The tag walk of `Frame::tags`, kept in registers (hot path).
+    let mut tags = VlanTags::new();
+    let mut ty = u16::from(eth.ethertype());
+    let mut l3_offset = ethernet::HEADER_LEN;
+    while EtherType::from(ty).is_vlan_tpid() {
+        let Some(&[t0, t1, e0, e1]) = frame.get(l3_offset..l3_offset + ethernet::VLAN_TAG_LEN)
+        else {
+            return Err(ParseError {
+                layer: Layer::Vlan,
+                error: Error::Truncated,
+            });
+        };
+        tags.push_raw(ty, u16::from_be_bytes([t0, t1]))
+            .map_err(at(Layer::Vlan))?;
+        ty = u16::from_be_bytes([e0, e1]);
+        l3_offset += ethernet::VLAN_TAG_LEN;
+    }
+    let ethertype = EtherType::from(ty);
+    let l3_bytes = &frame[l3_offset..];
     let l3 = match ethertype {
         EtherType::Arp => L3::Arp(summarize_arp(l3_bytes)?),
         EtherType::Ipv4 => L3::Ip(summarize_ipv4(l3_bytes, l3_offset)?),
@@ -262,6 +277,7 @@ pub fn summarize(frame: &[u8]) -> Result<FrameSummary, ParseError> {
     })
 }
 
+#[inline]
 fn summarize_arp(buf: &[u8]) -> Result<ArpSummary, ParseError> {
     let p = arp::Packet::new_checked(buf).map_err(at(Layer::Arp))?;
     if !p.is_ethernet_ipv4() {
@@ -279,6 +295,7 @@ fn summarize_arp(buf: &[u8]) -> Result<ArpSummary, ParseError> {
     })
 }
 
+#[inline(always)]
 fn summarize_ipv4(buf: &[u8], l3_offset: usize) -> Result<IpSummary, ParseError> {
     let p = ipv4::Packet::new_checked(buf).map_err(at(Layer::Ipv4))?;
     if p.version() != 4 {
@@ -311,6 +328,7 @@ fn summarize_ipv4(buf: &[u8], l3_offset: usize) -> Result<IpSummary, ParseError>
     })
 }
 
+#[inline(always)]
 fn summarize_ipv6(buf: &[u8], l3_offset: usize) -> Result<IpSummary, ParseError> {
     let p = ipv6::Packet::new_checked(buf).map_err(at(Layer::Ipv6))?;
     if p.version() != 6 {
@@ -347,6 +365,7 @@ fn summarize_ipv6(buf: &[u8], l3_offset: usize) -> Result<IpSummary, ParseError>
     })
 }
 
+#[inline(always)]
 fn summarize_l4(
     protocol: IpProtocol,
     buf: &[u8],
@@ -389,6 +408,7 @@ fn summarize_l4(
     }
 }
 
+#[inline(never)]
 fn summarize_icmpv4(buf: &[u8]) -> Result<IcmpSummary, ParseError> {
     let p = icmpv4::Packet::new_checked(buf).map_err(at(Layer::Icmp))?;
     let ty = p.msg_type();
@@ -453,6 +473,7 @@ fn inner_v6(buf: &[u8]) -> Option<InnerTuple> {
     })
 }
 
+#[inline]
 fn ports_of(protocol: IpProtocol, l4: &[u8]) -> Option<Ports> {
     match (protocol, l4) {
         (IpProtocol::Tcp | IpProtocol::Udp, [a, b, c, d, ..]) => Some(Ports {
@@ -463,6 +484,7 @@ fn ports_of(protocol: IpProtocol, l4: &[u8]) -> Option<Ports> {
     }
 }
 
+#[inline(never)]
 fn summarize_icmpv6(buf: &[u8]) -> Result<IcmpSummary, ParseError> {
     let p = icmpv6::Packet::new_checked(buf).map_err(at(Layer::Icmp))?;
     let ty = p.msg_type();
