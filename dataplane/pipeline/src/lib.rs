@@ -2,7 +2,7 @@
 //! from the TAP, answer ARP / ND for the VIPs, and move bursts between two
 //! [`Port`]s.
 //!
-//! # Uplink -> node ([`classify`])
+//! # Uplink -> node ([`classify()`])
 //!
 //! 1. ARP request / neighbour solicitation for a VIP: answered with the
 //!    VIP's virtual MAC ([`virtual_mac`]) only by the node that owns the
