@@ -2,15 +2,10 @@
 
 #![forbid(unsafe_code)]
 
-mod cli;
-mod flows;
-mod port;
-mod run;
-mod setup;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use farm_dataplane::{cli, run};
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();

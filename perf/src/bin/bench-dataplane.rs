@@ -1,0 +1,193 @@
+//! Data-plane benchmarks (issue: classifier cost, whole loop on `net_null`).
+//!
+//! Prints, side by side in one run:
+//! 1. the classifier alone on a realistic mix of frames: ns and TSC cycles per frame;
+//! 2. the whole poll loop (rx burst → classify → tx/free, counters, table protocol) on a
+//!    `net_null` uplink with one worker lcore, busy polling: Mpps;
+//! 3. a bare loop on the same kind of port doing rx + tuple hash + bulk free: Mpps — the
+//!    ceiling of this machine for any DPDK program.
+//!
+//! `net_null` hands out mbufs without writing them; the pool's buffers are pre-filled with the
+//! mix, so the loop classifies real frames. Run as root:
+//! `cargo run --release -p farm-perf --bin bench-dataplane [seconds]`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use dpdk::{Eal, Mbuf, MbufBurst, Mempool, MempoolConfig, Port, PortConfig, QueueId};
+use farm_dataplane::flows::{LcoreFlows, Refresher};
+use farm_dataplane::port::{Pkt, QueuePair};
+use farm_pipeline::{classify, poll_loop, Backoff, BackoffConfig, NoFlowTracking, Pipeline, PipelineConfig, PortRange, Protocol, Rule, Tally, Vip, REPLY_BUF_LEN};
+use farm_table::{bucket_v4, Affinity, BucketEntry, HashKey, TableParams, TableReader, TableWriter};
+use farm_wire::gen::FrameBuilder;
+use farm_wire::{EthernetAddress, TcpFlags};
+
+const NODE_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+const BUCKETS: u32 = 4096;
+
+fn pipeline_config() -> PipelineConfig {
+    let vips = vec![Vip::new(
+        IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
+        vec![
+            Rule::new(Protocol::Tcp, PortRange::single(80), Affinity::OnAddr),
+            Rule::new(Protocol::Udp, PortRange { first: 5000, last: 5100 }, Affinity::OnPort),
+        ],
+    )];
+    PipelineConfig::new(NODE_MAC, vips, BUCKETS, HashKey::from_seed(1)).expect("config")
+}
+
+/// The mix: 60% TCP to the VIP (data and SYNs, from 1024 clients), 20% UDP on_port to the VIP,
+/// 5% ARP requests for the VIP, 5% frames for the node itself, 10% flooded unicast.
+fn mix() -> Vec<Vec<u8>> {
+    let cm = EthernetAddress([2, 0, 0, 0, 0, 0xc1]);
+    let vip = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100));
+    let to_vip = FrameBuilder::new(cm, farm_pipeline::virtual_mac(vip));
+    let mut out = Vec::new();
+    for i in 0..1024u32 {
+        let c = IpAddr::V4(Ipv4Addr::from(0xc612_0100 + i));
+        let f = match i % 20 {
+            0..=10 => to_vip.tcp(c, vip, 40000 + i as u16, 80, TcpFlags::ACK),
+            11 | 12 => to_vip.tcp(c, vip, 40000 + i as u16, 80, TcpFlags::SYN),
+            13..=16 => to_vip.udp(c, vip, 1024 + i as u16, 5000, b"x"),
+            17 => FrameBuilder::new(cm, EthernetAddress([0xff; 6])).arp_request(Ipv4Addr::from(0xc612_0100 + i), Ipv4Addr::new(198, 18, 0, 100)),
+            18 => to_vip.to_mac(NODE_MAC).udp(c, IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), 4790, 4790, b"hb"),
+            _ => to_vip.to_mac(EthernetAddress([2, 0, 0, 0, 0, 0x99])).udp(c, IpAddr::V4(Ipv4Addr::new(198, 18, 0, 9)), 1, 2, b"x"),
+        };
+        out.push(f.expect("frame"));
+    }
+    out
+}
+
+fn table(path: &std::path::Path) -> Result<(TableWriter, TableReader)> {
+    let p = TableParams { n_buckets: BUCKETS, node_id: 0, n_lcores: 2, hash_key: HashKey::from_seed(1) };
+    let mut w = TableWriter::create(path, &p)?;
+    let e: Vec<BucketEntry> = (0..BUCKETS).map(|b| BucketEntry::owned((b % 3) as u8)).collect();
+    w.publish(&e, 0b111, Duration::ZERO)?;
+    let r = TableReader::open(path)?;
+    Ok((w, r))
+}
+
+fn classifier_alone(reader: &TableReader) -> Result<()> {
+    let cfg = pipeline_config();
+    let mut frames = mix();
+    let dsts: Vec<[u8; 6]> = frames.iter().map(|f| f[..6].try_into().unwrap()).collect();
+    let mut lc = reader.lcore(1)?;
+    let view = lc.begin();
+    let mut reply = [0u8; REPLY_BUF_LEN];
+    let mut tally = Tally::new();
+    let rounds = 20_000usize;
+    let (t0, c0) = (Instant::now(), dpdk::tsc());
+    for _ in 0..rounds {
+        for (f, d) in frames.iter_mut().zip(&dsts) {
+            let v = classify(&cfg, &view, &mut NoFlowTracking, f, &mut reply);
+            tally.count(v);
+            f[..6].copy_from_slice(d);
+        }
+    }
+    let n = (rounds * frames.len()) as f64;
+    let ns = t0.elapsed().as_secs_f64() * 1e9 / n;
+    let cycles = (dpdk::tsc() - c0) as f64 / n;
+    println!("classifier alone (realistic mix, {} frames):  {ns:6.1} ns/frame  {cycles:6.1} TSC cycles/frame", frames.len());
+    std::hint::black_box(tally);
+    Ok(())
+}
+
+fn prefill(pool: &Mempool, frames: &[Vec<u8>]) {
+    let mut held: Vec<Mbuf> = Vec::new();
+    while let Some(mut m) = pool.alloc() {
+        let f = &frames[held.len() % frames.len()];
+        if m.extend_from_slice(&f[..f.len().min(64)]).is_err() {
+            break;
+        }
+        held.push(m);
+    }
+}
+
+fn main() -> Result<()> {
+    let secs: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let shm = std::path::PathBuf::from(format!("/dev/shm/farm-bench-{}", std::process::id()));
+    let (_w, reader) = table(&shm)?;
+    let reader: &'static TableReader = Box::leak(Box::new(reader));
+    classifier_alone(reader)?;
+
+    let eal = Eal::builder()
+        .program("bench-dataplane")
+        .no_huge()
+        .no_shconf()
+        .no_pci()
+        .memory_mb(512)
+        .file_prefix(&format!("farm-bench-{}", std::process::id()))
+        .lcore_map("0@(0-1),1@(0-1)")
+        .vdev("net_null0,size=64,copy=0")
+        .vdev("net_null1,size=64,copy=0")
+        .vdev("net_null2,size=64,copy=0")
+        .init()
+        .context("EAL (run as root)")?;
+    let pool = Mempool::new(&eal, "bench", &MempoolConfig { size: 16383, cache_size: 256, ..MempoolConfig::default() })?;
+    prefill(&pool, &mix());
+    let mut ports = Vec::new();
+    for name in ["net_null0", "net_null1", "net_null2"] {
+        let mut p = Port::open(&eal, name)?;
+        p.configure(&PortConfig::default(), &pool)?;
+        p.start()?;
+        ports.push(p);
+    }
+    let worker = eal.worker_lcores()[0];
+
+    // 2. The whole loop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let q = QueueId(0);
+    let mut up = QueuePair::new(ports[0].rx_queue(q)?, ports[0].tx_queue(q)?);
+    let mut tap = QueuePair::new(ports[1].rx_queue(q)?, ports[1].tx_queue(q)?);
+    let mut lc = reader.lcore(0)?;
+    let (_refresher, shared) = Refresher::new();
+    let mut flows = LcoreFlows::new(shared);
+    let s2 = Arc::clone(&stop);
+    let h = eal.launch(worker, move || {
+        let mut p: Pipeline<Pkt> = Pipeline::new(pipeline_config(), 32);
+        let mut b = Backoff::new(BackoffConfig { busy_poll: true, ..BackoffConfig::default() });
+        let t = Instant::now();
+        let n = poll_loop(&mut p, &mut up, &mut tap, &mut lc, &mut flows, &mut b, &s2, || 0, |_| {});
+        (n, t.elapsed())
+    })?;
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    let (n, el) = h.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
+    let pipeline_mpps = n as f64 / el.as_secs_f64() / 1e6;
+    println!("farm pipeline loop, net_null, 1 lcore:        {pipeline_mpps:6.2} Mpps");
+
+    // 3. The bare loop on another null port.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut rx = ports[2].rx_queue(q)?;
+    let s3 = Arc::clone(&stop);
+    let key = HashKey::from_seed(1);
+    let h = eal.launch(worker, move || {
+        let mut burst: MbufBurst = MbufBurst::default();
+        let (mut n, mut acc) = (0u64, 0u32);
+        let t = Instant::now();
+        while !s3.load(Ordering::Relaxed) {
+            let k = rx.rx_burst(&mut burst);
+            for m in burst.iter() {
+                let d = m.data();
+                if d.len() >= 30 {
+                    acc ^= bucket_v4(&key, [d[26], d[27], d[28], d[29]], 0, Affinity::OnAddr, BUCKETS);
+                }
+            }
+            burst.clear();
+            n += k as u64;
+        }
+        std::hint::black_box(acc);
+        (n, t.elapsed())
+    })?;
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    let (n, el) = h.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
+    let bare_mpps = n as f64 / el.as_secs_f64() / 1e6;
+    println!("bare rx + hash + bulk free, net_null, 1 lcore:{bare_mpps:6.2} Mpps");
+    println!("ratio pipeline / bare:                        {:6.2}", pipeline_mpps / bare_mpps);
+    let _ = std::fs::remove_file(&shm);
+    Ok(())
+}
