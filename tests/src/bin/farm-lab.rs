@@ -35,10 +35,12 @@ enum Command {
         #[arg(long, default_value_t = layout::DEFAULT_NODES,
               value_parser = clap::value_parser!(u16).range(1..=layout::MAX_NODES as i64).map(usize::from))]
         nodes: usize,
-        /// farm: farmd + farm-dataplane on each node; direct: node address on the veth, no farm.
+        /// farm: farmd (which starts farm-dataplane and Apache) on each node; dataplane:
+        /// farm-dataplane and Apache with a fixed table published by the lab, no farmd;
+        /// direct: node address on the veth, Apache, no farm.
         #[arg(long, value_enum, default_value_t = Mode::Farm)]
         mode: Mode,
-        /// Where farmd and farm-dataplane are (farm mode).
+        /// Where farmd and farm-dataplane are (farm and dataplane modes).
         #[arg(long, default_value = "target/release")]
         bin_dir: PathBuf,
         /// Number of client addresses (198.18.1.1, 198.18.1.2, ..., 198.18.2.1, ...).
@@ -54,6 +56,9 @@ enum Command {
         /// Pause between steps, in milliseconds (for tests that interrupt `up`).
         #[arg(long, hide = true, default_value_t = 0)]
         step_delay_ms: u64,
+        /// On failure, leave what was built for inspection (remove it with `down`).
+        #[arg(long)]
+        keep_on_error: bool,
     },
     /// Tears the lab down (also after a failed or interrupted `up`); does nothing if it is down.
     Down,
@@ -102,7 +107,7 @@ fn run(cli: Cli) -> Result<()> {
     layout::check_prefix(&cli.prefix)?;
 
     match cli.command {
-        Command::Up { nodes, mode, bin_dir, clients, apache, config_template, step_delay_ms } => {
+        Command::Up { nodes, mode, bin_dir, clients, apache, config_template, step_delay_ms, keep_on_error } => {
             let opts = LabOptions {
                 prefix: cli.prefix.clone(),
                 nodes,
@@ -113,6 +118,7 @@ fn run(cli: Cli) -> Result<()> {
                 template: config_template,
                 interrupt: Some(interrupt_flag()?),
                 step_delay: Duration::from_millis(step_delay_ms),
+                keep_on_error,
                 ..LabOptions::default()
             };
             let lab = Lab::up(&opts)?;
@@ -150,7 +156,7 @@ fn print_summary(lab: &Lab) {
     for i in l.node_numbers() {
         println!("  {}: namespace {}, address {}", l.node_name(i), l.node_ns(i), l.node_addr(i));
     }
-    if lab.mode() == Mode::Farm {
+    if lab.mode().has_dataplane() {
         println!("  VIP {} (farm config {})", l.vip(), lab.farm_files().config.display());
     }
     let n = l.clients();

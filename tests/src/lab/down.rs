@@ -62,8 +62,10 @@ pub fn down(prefix: &str) -> Result<DownReport, LabError> {
 
     // 1. Supervisors first, so nothing is restarted behind our back; then the applications.
     for d in node_dirs(&r) {
-        if stop_pid_file(&d.join("farmd.pid"), &marker, Duration::from_secs(5)) {
-            rep.removed.push(format!("farmd of {}", d.display()));
+        for (daemon, grace) in [("farmd", 5), ("farm-dataplane", 3)] {
+            if stop_pid_file(&d.join(format!("{daemon}.pid")), &marker, Duration::from_secs(grace)) {
+                rep.removed.push(format!("{daemon} of {}", d.display()));
+            }
         }
         let conf = d.join("apache/httpd.conf");
         if stop_pid_file(&d.join("apache/httpd.pid"), &conf.to_string_lossy(), Duration::from_secs(3)) {
@@ -180,6 +182,8 @@ pub struct NodeStatus {
     pub apache: Option<i32>,
     /// farmd's pid, if running.
     pub farmd: Option<i32>,
+    /// farm-dataplane's pid, if started by the lab (data-plane mode) and running.
+    pub dataplane: Option<i32>,
     /// `ip -br addr` of dp0 and farm0.
     pub addrs: Vec<String>,
 }
@@ -216,7 +220,7 @@ pub fn status(prefix: &str) -> Result<StatusReport, LabError> {
         let d = r.join(&name);
         let running = |p: &Path| read_pid(p).filter(|p| alive(*p));
         let ns_exists = all_ns.contains(&ns);
-        let farm = state.as_ref().is_some_and(|s| s.mode == super::state::Mode::Farm);
+        let farm = state.as_ref().is_some_and(|s| s.mode.has_dataplane());
         let addrs = if ns_exists {
             let mut a = vec![ns_brief_addrs(&ns, "dp0")];
             if farm {
@@ -230,6 +234,7 @@ pub fn status(prefix: &str) -> Result<StatusReport, LabError> {
         nodes.push(NodeStatus {
             apache: running(&d.join("apache/httpd.pid")),
             farmd: running(&d.join("farmd.pid")),
+            dataplane: running(&d.join("farm-dataplane.pid")),
             name,
             ns,
             ns_exists,
@@ -272,12 +277,13 @@ impl fmt::Display for StatusReport {
         for n in &self.nodes {
             writeln!(
                 f,
-                "  {} ({}): namespace {}, apache2 {}, farmd {}",
+                "  {} ({}): namespace {}, apache2 {}, farmd {}, farm-dataplane {}",
                 n.name,
                 n.ns,
                 if n.ns_exists { "present" } else { "MISSING" },
                 pid(n.apache),
-                pid(n.farmd)
+                pid(n.farmd),
+                pid(n.dataplane)
             )?;
             for a in &n.addrs {
                 writeln!(f, "      {a}")?;

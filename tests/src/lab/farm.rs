@@ -177,39 +177,39 @@ pub fn write_files(l: &Layout, config_text: &str, apache: &Path) -> Result<FarmF
     Ok(f)
 }
 
-/// Where farmd's output goes and its pid is kept.
-pub fn farmd_out(l: &Layout, i: usize) -> PathBuf {
-    l.node_dir(i).join("farmd.out")
+/// Where a daemon of node `i` (`farmd`, `farm-dataplane`) writes its output: `R/n<i>/<name>.out`.
+pub fn daemon_out(l: &Layout, i: usize, name: &str) -> PathBuf {
+    l.node_dir(i).join(format!("{name}.out"))
 }
 
-/// farmd's pid file (written by the lab).
-pub fn farmd_pid_file(l: &Layout, i: usize) -> PathBuf {
-    l.node_dir(i).join("farmd.pid")
+/// The pid file the lab keeps for a daemon of node `i`: `R/n<i>/<name>.pid`.
+pub fn daemon_pid_file(l: &Layout, i: usize, name: &str) -> PathBuf {
+    l.node_dir(i).join(format!("{name}.pid"))
 }
 
-/// Starts `farmd --config R/farm.toml --node n<i>` in node `i`'s namespace, in its own process
-/// group (so it outlives a Ctrl-C of farm-lab and `farm-lab up` itself), output to
-/// `R/n<i>/farmd.out`.
-pub fn spawn_farmd(l: &Layout, i: usize, bin_dir: &Path) -> Result<Child, LabError> {
-    let out_path = farmd_out(l, i);
+/// Starts `bin_dir/<name> --config R/farm.toml --node n<i>` in node `i`'s namespace (farmd, or
+/// farm-dataplane in data-plane mode), in its own process group (so it outlives a Ctrl-C of
+/// farm-lab and `farm-lab up` itself), output to `R/n<i>/<name>.out`, pid in `R/n<i>/<name>.pid`.
+pub fn spawn_daemon(l: &Layout, i: usize, bin_dir: &Path, name: &str) -> Result<Child, LabError> {
+    let out_path = daemon_out(l, i, name);
     let out = fs::File::create(&out_path).map_err(|e| LabError::io(&out_path, e))?;
     let err = out.try_clone().map_err(|e| LabError::io(&out_path, e))?;
-    let farmd = bin_dir.join(FARMD);
+    let program = bin_dir.join(name);
     let config = FarmFiles::new(l).config;
     let mut c = command("ip");
     c.args(["netns", "exec", &l.node_ns(i)])
-        .arg(&farmd)
+        .arg(&program)
         .arg("--config")
         .arg(&config)
         .args(["--node", &l.node_name(i)])
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
     let child = c.spawn().map_err(|source| LabError::Spawn {
-        cmd: format!("ip netns exec {} {} --config ...", l.node_ns(i), farmd.display()),
+        cmd: format!("ip netns exec {} {} --config ...", l.node_ns(i), program.display()),
         source,
     })?;
-    // `ip netns exec` execs the program: the child's pid is farmd's.
-    let pid_path = farmd_pid_file(l, i);
+    // `ip netns exec` execs the program: the child's pid is the daemon's.
+    let pid_path = daemon_pid_file(l, i, name);
     fs::write(&pid_path, format!("{}\n", child.id())).map_err(|e| LabError::io(&pid_path, e))?;
     Ok(child)
 }

@@ -23,6 +23,7 @@ pub mod layout;
 mod net;
 mod procs;
 mod state;
+mod static_table;
 mod up;
 
 use std::net::Ipv4Addr;
@@ -66,6 +67,8 @@ pub struct LabOptions {
     pub interrupt: Option<Arc<AtomicBool>>,
     /// Pause between build steps (tests use it to interrupt `up` half-way).
     pub step_delay: Duration,
+    /// Leave what was built when `up` fails (for debugging; `down` removes it).
+    pub keep_on_error: bool,
 }
 
 impl Default for LabOptions {
@@ -82,6 +85,7 @@ impl Default for LabOptions {
             ready_timeout: Duration::from_secs(30),
             interrupt: None,
             step_delay: Duration::ZERO,
+            keep_on_error: false,
         }
     }
 }
@@ -94,6 +98,8 @@ pub struct Lab {
     apache: PathBuf,
     bin_dir: Option<PathBuf>,
     farmds: Vec<Child>,
+    tables: Vec<farm_table::TableWriter>,
+    config: Option<farm_config::Config>,
     keep: bool,
 }
 
@@ -234,10 +240,26 @@ impl Lab {
         self.httpd(i).start(&self.node_ns(i), &self.apache)
     }
 
-    /// Starts farmd again on node `i` (farm mode), e.g. after [`Lab::kill_node`], and puts the
-    /// node address back on `farm0` once the data plane has created it.
-    pub fn start_farmd(&mut self, i: usize) -> Result<(), LabError> {
-        up::start_node_farmd(self, i)
+    /// Starts node `i` again after [`Lab::kill_node`]: Apache (direct); farm-dataplane, the
+    /// `farm0` address and Apache (data-plane); farmd and the `farm0` address (farm).
+    pub fn restart_node(&mut self, i: usize) -> Result<(), LabError> {
+        self.reap();
+        up::start_node(self, i)
+    }
+
+    /// The farm configuration every node reads (farm and data-plane modes).
+    pub fn config(&self) -> Option<&farm_config::Config> {
+        self.config.as_ref()
+    }
+
+    /// Data-plane mode: the node (1-based) that the static table gives TCP `port` of the VIP for
+    /// client `src` (and `src_port` under an on_port rule). None in the other modes or if no
+    /// rule matches.
+    pub fn vip_owner(&self, src: Ipv4Addr, port: u16, src_port: u16) -> Option<usize> {
+        if self.mode != Mode::Dataplane {
+            return None;
+        }
+        static_table::vip_owner(self.config.as_ref()?, self.vip(), port, src, src_port)
     }
 
     /// Puts the node address on node `i`'s `farm0` again (after a data-plane restart recreated

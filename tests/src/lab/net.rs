@@ -104,7 +104,13 @@ pub fn create_client(l: &Layout) -> Result<(), LabError> {
         writeln!(batch, "address add {a}/{len} dev {CLIENT_IF}").expect("write to String");
     }
     writeln!(batch, "link set dev {CLIENT_IF} up").expect("write to String");
-    run_with_input("ip", ["-n", &ns, "-batch", "-"], &batch).map(drop)
+    run_with_input("ip", ["-n", &ns, "-batch", "-"], &batch)?;
+    // A veth hands frames to its peer with the TCP/UDP checksum not yet computed (checksum
+    // offload) and TCP segments up to 64 KiB (TSO/GSO). A farm node's data plane reads raw frames
+    // with a packet socket and passes them to its TAP, where the kernel then drops them
+    // (TcpInCsumErrors) or they exceed an mbuf. So the client computes checksums and segments in
+    // software, like a real NIC on a wire. Same in direct mode, so baselines compare alike.
+    ns_run(&ns, "ethtool", ["-K", CLIENT_IF, "tx", "off", "sg", "off", "tso", "off", "gso", "off"]).map(drop)
 }
 
 /// Direct mode: the node address straight on the veth (`dp0`), no data plane.

@@ -15,14 +15,26 @@ pub enum Mode {
     /// The real thing: farmd + farm-dataplane own each node's uplink; node address on the TAP
     /// `farm0`, VIP on `lo`, Apache started by farmd's `start_both`.
     Farm,
+    /// farm-dataplane on each node (farm-mode network), no farmd: the lab publishes a fixed
+    /// table (bucket b -> node 1 + b mod N) and starts Apache itself. Tests the data plane and
+    /// the VIP path without the control plane.
+    Dataplane,
     /// Baseline without farm: the node address directly on the veth, Apache started by the lab.
     Direct,
+}
+
+impl Mode {
+    /// Whether the nodes' uplinks belong to farm-dataplane (node address on `farm0`).
+    pub fn has_dataplane(self) -> bool {
+        matches!(self, Mode::Farm | Mode::Dataplane)
+    }
 }
 
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Mode::Farm => "farm",
+            Mode::Dataplane => "dataplane",
             Mode::Direct => "direct",
         })
     }

@@ -12,6 +12,7 @@ use super::farm::{self, render_config, DATAPLANE, FARMD, LAB_TEMPLATE};
 use super::layout::{is_lab_name, Layout, NODE_TAP};
 use super::net::{self, check_port_free, host_links, link_alias, link_exists, namespaces};
 use super::state::{Mode, State};
+use super::static_table;
 use super::{Lab, LabOptions};
 
 /// What the checks found.
@@ -20,6 +21,7 @@ struct Checked {
     apache: PathBuf,
     bin_dir: Option<PathBuf>,
     config_text: Option<String>,
+    config: Option<farm_config::Config>,
     api_port: u16,
     heartbeat_port: u16,
     module: String,
@@ -38,8 +40,8 @@ fn check(opts: &LabOptions) -> Result<Checked, LabError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(LabError::NotRoot);
     }
-    let mut tools = vec!["ip", "sysctl", "ss", "curl"];
-    if opts.mode == Mode::Farm {
+    let mut tools = vec!["ip", "sysctl", "ss", "curl", "ethtool"];
+    if opts.mode.has_dataplane() {
         tools.push("nft");
     }
     for t in tools {
@@ -58,14 +60,16 @@ fn check(opts: &LabOptions) -> Result<Checked, LabError> {
         apache,
         bin_dir: None,
         config_text: None,
+        config: None,
         api_port: 0,
         heartbeat_port: 0,
         module: String::new(),
     };
-    if opts.mode == Mode::Farm {
+    if opts.mode.has_dataplane() {
         let bin_dir = std::path::absolute(&opts.bin_dir)
             .map_err(|e| LabError::io(&opts.bin_dir, e))?;
-        for b in [FARMD, DATAPLANE] {
+        let needed: &[&str] = if opts.mode == Mode::Farm { &[FARMD, DATAPLANE] } else { &[DATAPLANE] };
+        for &b in needed {
             let p = bin_dir.join(b);
             if !is_executable(&p) {
                 return Err(LabError::Missing {
@@ -86,6 +90,7 @@ fn check(opts: &LabOptions) -> Result<Checked, LabError> {
         checked.heartbeat_port = cfg.heartbeat.port;
         checked.module = cfg.module.name.to_string();
         checked.config_text = Some(text);
+        checked.config = Some(cfg);
         checked.bin_dir = Some(bin_dir);
     }
     check_names(&checked.layout)?;
@@ -142,10 +147,17 @@ pub(super) fn up(opts: &LabOptions) -> Result<Lab, LabError> {
         apache: c.apache.clone(),
         bin_dir: c.bin_dir.clone(),
         farmds: Vec::new(),
+        tables: Vec::new(),
+        config: c.config.clone(),
         keep: false,
     };
     match build(&mut lab, opts, &c) {
         Ok(()) => Ok(lab),
+        Err(e) if opts.keep_on_error && !matches!(e, LabError::Interrupted) => {
+            tracing::warn!(error = %e, "lab up failed; leaving what was built (--keep-on-error)");
+            lab.persist();
+            Err(e)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "lab up stopped; tearing down what was built");
             drop(lab);
@@ -173,11 +185,11 @@ fn step(opts: &LabOptions, what: &str) -> Result<(), LabError> {
     }
 }
 
-/// Node `i`'s Apache: node address and 127.0.0.1 (the farm's HTTP checker), plus the VIP in
-/// farm mode.
+/// Node `i`'s Apache: node address and 127.0.0.1 (the farm's HTTP checker), plus the VIP when
+/// a data plane runs.
 pub(super) fn httpd_for(l: &Layout, mode: Mode, i: usize) -> Httpd {
     let mut listen = vec![l.node_addr(i)];
-    if mode == Mode::Farm {
+    if mode.has_dataplane() {
         listen.push(l.vip());
     }
     listen.push(std::net::Ipv4Addr::LOCALHOST);
@@ -205,56 +217,66 @@ fn build(lab: &mut Lab, opts: &LabOptions, c: &Checked) -> Result<(), LabError> 
     net::create_client(&l)?;
     for i in l.node_numbers() {
         step(opts, &format!("node namespace {} ({} mode)", l.node_ns(i), opts.mode))?;
-        match opts.mode {
-            Mode::Direct => net::create_node_direct(&l, i)?,
-            Mode::Farm => net::create_node_farm(&l, i)?,
+        if opts.mode.has_dataplane() {
+            net::create_node_farm(&l, i)?;
+        } else {
+            net::create_node_direct(&l, i)?;
         }
         httpd_for(&l, opts.mode, i).write(&big)?;
     }
-    match opts.mode {
-        Mode::Direct => {
-            for i in l.node_numbers() {
-                step(opts, &format!("apache2 in {}", l.node_ns(i)))?;
-                lab.start_app(i)?;
-            }
-        }
-        Mode::Farm => {
-            let text = c.config_text.as_deref().expect("farm mode renders the config");
-            farm::write_files(&l, text, &c.apache)?;
-            for i in l.node_numbers() {
+    if let Some(text) = &c.config_text {
+        farm::write_files(&l, text, &c.apache)?;
+    }
+    if opts.mode == Mode::Dataplane {
+        step(opts, "tables (static assignment)")?;
+        let cfg = c.config.as_ref().expect("data-plane mode renders the config");
+        lab.tables = static_table::create_tables(cfg)?;
+    }
+    for i in l.node_numbers() {
+        match opts.mode {
+            Mode::Direct => step(opts, &format!("apache2 in {}", l.node_ns(i)))?,
+            Mode::Dataplane => step(opts, &format!("farm-dataplane and apache2 in {}", l.node_ns(i)))?,
+            Mode::Farm => {
                 step(opts, &format!("farmd in {}", l.node_ns(i)))?;
                 check_port_free(&l.node_ns(i), c.api_port, "tcp")?;
                 check_port_free(&l.node_ns(i), c.heartbeat_port, "udp")?;
-                start_node_farmd(lab, i)?;
             }
-            step(opts, "waiting for every node to be UP")?;
-            wait_all_up(lab, opts, c)?;
         }
+        start_node(lab, i)?;
+    }
+    if opts.mode == Mode::Farm {
+        step(opts, "waiting for every node to be UP")?;
+        wait_all_up(lab, opts, c)?;
     }
     step(opts, "checking every node from the client namespace")?;
     check_from_client(lab, opts)
 }
 
-/// Spawns farmd on node `i`, waits for `farm0`, configures it.
-pub(super) fn start_node_farmd(lab: &mut Lab, i: usize) -> Result<(), LabError> {
-    let bin_dir = lab.bin_dir.clone().ok_or_else(|| {
-        LabError::Invalid("farmd runs only in farm mode (the lab was built in direct mode)".into())
-    })?;
+/// Starts what runs on node `i` in the lab's mode: Apache (direct); farm-dataplane, then
+/// `farm0`'s address, then Apache (data-plane); farmd, then `farm0`'s address (farm: farmd
+/// starts the data plane and, through `start_both`, Apache).
+pub(super) fn start_node(lab: &mut Lab, i: usize) -> Result<(), LabError> {
+    let daemon = match lab.mode {
+        Mode::Direct => return lab.start_app(i),
+        Mode::Dataplane => DATAPLANE,
+        Mode::Farm => FARMD,
+    };
+    let bin_dir = lab.bin_dir.clone().expect("farm and data-plane modes have a bin dir");
     let l = lab.layout.clone();
     let ns = l.node_ns(i);
-    let mut child = farm::spawn_farmd(&l, i, &bin_dir)?;
+    let mut child = farm::spawn_daemon(&l, i, &bin_dir, daemon)?;
     let timeout = Duration::from_secs(15);
     let start = Instant::now();
+    let out = farm::daemon_out(&l, i, daemon);
     loop {
         if net::ns_link_exists(&ns, NODE_TAP) {
             break;
         }
-        let out = farm::farmd_out(&l, i);
         if let Ok(Some(status)) = child.try_wait() {
             return Err(LabError::Timeout {
                 what: format!("{NODE_TAP} in {ns}"),
                 after: start.elapsed(),
-                detail: format!("farmd exited ({status}); {}:\n{}", out.display(), tail(&out, 10)),
+                detail: format!("{daemon} exited ({status}); {}:\n{}", out.display(), tail(&out, 10)),
             });
         }
         if start.elapsed() > timeout {
@@ -268,7 +290,11 @@ pub(super) fn start_node_farmd(lab: &mut Lab, i: usize) -> Result<(), LabError> 
         std::thread::sleep(Duration::from_millis(50));
     }
     lab.farmds.push(child);
-    net::configure_tap(&l, i)
+    net::configure_tap(&l, i)?;
+    if lab.mode == Mode::Dataplane {
+        lab.start_app(i)?;
+    }
+    Ok(())
 }
 
 fn wait_all_up(lab: &Lab, opts: &LabOptions, c: &Checked) -> Result<(), LabError> {
@@ -284,7 +310,7 @@ fn wait_all_up(lab: &Lab, opts: &LabOptions, c: &Checked) -> Result<(), LabError
         }
         if start.elapsed() > opts.ready_timeout {
             let i = pending[0];
-            let out = farm::farmd_out(l, i);
+            let out = farm::daemon_out(l, i, FARMD);
             return Err(LabError::Timeout {
                 what: format!("nodes {:?} UP ({url})", pending.iter().map(|i| l.node_name(*i)).collect::<Vec<_>>()),
                 after: opts.ready_timeout,
@@ -296,26 +322,37 @@ fn wait_all_up(lab: &Lab, opts: &LabOptions, c: &Checked) -> Result<(), LabError
     Ok(())
 }
 
-/// Every node answers `node n<i>` from the client namespace (node address; in farm mode the VIP
-/// answers too).
+/// Every node answers `node n<i>` from the client namespace at its address; with a data plane
+/// the VIP answers too (in data-plane mode: the node the static table gives the client).
 fn check_from_client(lab: &Lab, opts: &LabOptions) -> Result<(), LabError> {
     let l = &lab.layout;
     let src = l.client_addr(0);
+    let expect = |url: &str, want: &str| -> Result<(), LabError> {
+        let body = lab.client_curl(src, url)?;
+        if body == want {
+            Ok(())
+        } else {
+            Err(LabError::Conflict(format!(
+                "{url} from {src} answered {body:?}, expected {want:?}: another server on the lab's addresses?"
+            )))
+        }
+    };
     for i in l.node_numbers() {
         step(opts, "")?;
-        let body = lab.client_curl(src, &format!("http://{}/", l.node_addr(i)))?;
-        let want = format!("node {}\n", l.node_name(i));
-        if body != want {
-            return Err(LabError::Conflict(format!(
-                "http://{}/ from {src} answered {body:?}, expected {want:?}: another server on the lab's addresses?",
-                l.node_addr(i)
-            )));
-        }
+        expect(&format!("http://{}/", l.node_addr(i)), &format!("node {}\n", l.node_name(i)))?;
     }
-    if lab.mode == Mode::Farm {
-        let body = lab.client_curl(src, &format!("http://{}/", l.vip()))?;
-        if !body.starts_with("node n") {
-            return Err(LabError::Conflict(format!("the VIP answered {body:?}")));
+    let vip_url = format!("http://{}/", l.vip());
+    match lab.mode {
+        Mode::Direct => {}
+        Mode::Dataplane => {
+            let owner = lab.vip_owner(src, 80, 0).expect("the lab's VIP has a TCP 80 rule");
+            expect(&vip_url, &format!("node {}\n", l.node_name(owner)))?;
+        }
+        Mode::Farm => {
+            let body = lab.client_curl(src, &vip_url)?;
+            if !body.starts_with("node n") {
+                return Err(LabError::Conflict(format!("the VIP answered {body:?}")));
+            }
         }
     }
     Ok(())
