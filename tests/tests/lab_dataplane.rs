@@ -99,6 +99,28 @@ fn vip_traffic_reaches_exactly_the_node_the_table_names() {
     l.restart_node(2).unwrap();
     assert_eq!(l.client_curl(lost, &vip_url).unwrap(), "node n2\n");
 
+    // The start_both / stop_both scripts that farmd will run (FARM_NODE set by farmd) drive
+    // the node's Apache: graceful stop, start, start again (no-op), forced stop, start.
+    let files = l.farm_files();
+    let script = |path: &std::path::Path, arg: &str| {
+        let p = path.to_string_lossy().to_string();
+        let mut args = vec!["env", "FARM_NODE=n2", p.as_str()];
+        if !arg.is_empty() {
+            args.push(arg);
+        }
+        let out = l.exec(&l.node_ns(2), &args).unwrap();
+        assert!(out.status.success(), "{p} {arg}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    script(&files.stop_both, "");
+    assert!(l.client_curl(lost, &vip_url).is_err(), "Apache of n2 still answers after stop_both");
+    script(&files.start_both, "");
+    assert_eq!(l.client_curl(lost, &vip_url).unwrap(), "node n2\n");
+    script(&files.start_both, "");
+    script(&files.stop_both, "force");
+    assert!(l.client_curl(lost, &vip_url).is_err(), "Apache of n2 still answers after stop_both force");
+    script(&files.start_both, "");
+    assert_eq!(l.client_curl(lost, &vip_url).unwrap(), "node n2\n");
+
     // The kernel of a node never answers ARP for the VIP: the client learnt the virtual MAC.
     let neigh = l.exec(&l.client_ns(), &["ip", "neigh", "show", &l.vip().to_string()]).unwrap();
     let neigh = String::from_utf8_lossy(&neigh.stdout).to_string();

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use super::cmd::{ns_run, tail};
 use super::error::LabError;
 use super::net::check_port_free;
-use super::procs::{alive, read_pid, stop_pid_file};
+use super::down::pids_mentioning;
+use super::procs::{alive, read_pid, stop_pid_file, terminate};
 
 /// Where Debian keeps the modules.
 pub const MODULES_DIR: &str = "/usr/lib/apache2/modules";
@@ -161,7 +162,14 @@ impl Httpd {
     /// Stops this Apache (SIGTERM to the pid in its PidFile, SIGKILL after 3 s); returns whether
     /// it was running. Only a process whose command line names this configuration is signalled.
     pub fn stop(&self) -> bool {
-        stop_pid_file(&self.pid_file(), &self.conf().to_string_lossy(), Duration::from_secs(3))
+        let conf = self.conf().to_string_lossy().into_owned();
+        let was = stop_pid_file(&self.pid_file(), &conf, Duration::from_secs(3));
+        // Children of a main process that had to be SIGKILLed keep their listening sockets.
+        let strays = pids_mentioning(&conf);
+        if !strays.is_empty() {
+            terminate(&strays, Duration::from_secs(1));
+        }
+        was
     }
 }
 

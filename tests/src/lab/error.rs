@@ -71,6 +71,9 @@ pub enum LabError {
         /// The last failure, or a log tail.
         detail: String,
     },
+    /// The lab was built but does not answer as it should (e.g. a node's page from the client).
+    #[error("lab check failed: {0}")]
+    Check(String),
     /// The farm configuration generated from the template is not valid.
     #[error("lab configuration: {0}")]
     Config(String),

@@ -137,7 +137,9 @@ pub fn stop_script(l: &Layout) -> String {
          pid={r}/\"$FARM_NODE\"/apache/httpd.pid\n\
          [ -f \"$pid\" ] || exit 0\n\
          p=$(cat \"$pid\")\n\
-         if [ \"$1\" = force ]; then kill -KILL \"$p\" 2>/dev/null; rm -f \"$pid\"; exit 0; fi\n\
+         # force: the whole process group (Apache's main process leads it; its children\n\
+         # would otherwise keep serving on the inherited sockets).\n\
+         if [ \"$1\" = force ]; then kill -KILL -\"$p\" 2>/dev/null || kill -KILL \"$p\" 2>/dev/null; rm -f \"$pid\"; exit 0; fi\n\
          kill -TERM \"$p\" 2>/dev/null || exit 0\n\
          i=0; while kill -0 \"$p\" 2>/dev/null; do i=$((i+1)); [ $i -lt 100 ] || exit 1; sleep 0.05; done\n\
          exit 0\n",

@@ -100,6 +100,7 @@ pub struct Lab {
     farmds: Vec<Child>,
     tables: Vec<farm_table::TableWriter>,
     config: Option<farm_config::Config>,
+    interrupt: Option<Arc<AtomicBool>>,
     keep: bool,
 }
 

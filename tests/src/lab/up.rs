@@ -149,6 +149,7 @@ pub(super) fn up(opts: &LabOptions) -> Result<Lab, LabError> {
         farmds: Vec::new(),
         tables: Vec::new(),
         config: c.config.clone(),
+        interrupt: opts.interrupt.clone(),
         keep: false,
     };
     match build(&mut lab, opts, &c) {
@@ -272,6 +273,10 @@ pub(super) fn start_node(lab: &mut Lab, i: usize) -> Result<(), LabError> {
         if net::ns_link_exists(&ns, NODE_TAP) {
             break;
         }
+        if lab.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+            lab.farmds.push(child);
+            return Err(LabError::Interrupted);
+        }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(LabError::Timeout {
                 what: format!("{NODE_TAP} in {ns}"),
@@ -332,9 +337,7 @@ fn check_from_client(lab: &Lab, opts: &LabOptions) -> Result<(), LabError> {
         if body == want {
             Ok(())
         } else {
-            Err(LabError::Conflict(format!(
-                "{url} from {src} answered {body:?}, expected {want:?}: another server on the lab's addresses?"
-            )))
+            Err(LabError::Check(format!("{url} from {src} answered {body:?}, expected {want:?}")))
         }
     };
     for i in l.node_numbers() {
@@ -351,7 +354,7 @@ fn check_from_client(lab: &Lab, opts: &LabOptions) -> Result<(), LabError> {
         Mode::Farm => {
             let body = lab.client_curl(src, &vip_url)?;
             if !body.starts_with("node n") {
-                return Err(LabError::Conflict(format!("the VIP answered {body:?}")));
+                return Err(LabError::Check(format!("{vip_url} from {src} answered {body:?}")));
             }
         }
     }
