@@ -176,6 +176,21 @@ fn bad_input_is_refused_before_anything_is_created() {
     assert!(text(&out.stderr).contains("farmd not found"), "{}", text(&out.stderr));
     assert_gone("tbad");
 
+    // Farm mode with a farmd that dies at start: the error names it and shows its output (here
+    // its arguments), and everything built so far is torn down.
+    let bins = tempfile::tempdir().unwrap();
+    for (name, body) in [("farmd", "echo \"farmd args: $*\"; echo boom >&2; exit 3"), ("farm-dataplane", "exit 1")] {
+        let p = bins.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let e = Lab::up(&LabOptions { mode: Mode::Farm, bin_dir: bins.path().into(), ..direct("tfmd", 2) })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("farmd exited") && e.contains("boom"), "{e}");
+    assert!(e.contains("farmd args: --config /run/tfmd-lab/farm.toml --node n1"), "{e}");
+    assert_gone("tfmd");
+
     // A bridge with the lab's name that is not the lab's: refused, and left alone by `down`.
     let run = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success());
     run(&["link", "add", "tforbr0", "type", "bridge"]);
