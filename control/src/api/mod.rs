@@ -1,5 +1,5 @@
-//! farmd's HTTP API (default port 9010), served by a small bounded HTTP/1.1 server on dedicated
-//! threads ([`http`]; why not `tiny_http` is explained there).
+//! farmd's HTTP API (default port 9010), served by hyper on a current-thread tokio runtime in
+//! one dedicated thread, with bounded sizes, times and connections ([`http`]).
 //!
 //! | method | path | answer |
 //! | --- | --- | --- |
@@ -11,8 +11,10 @@
 //!
 //! POST bodies are optional; when present they are a JSON object `{"reason": "..."}`. Errors are
 //! JSON `{"error": "..."}`: 400 bad body, 401 missing or wrong token, 403 no token configured
-//! (`[api] token_file`), 404 unknown path, 405 wrong method, 408 too slow, 413 body too large,
-//! 431 head too large, 501 chunked body, 503 farmd is shutting down. Commands reach farmd's
+//! (`[api] token_file`), 404 unknown path, 405 wrong method, 408 body too slow, 413 body too
+//! large, 501 chunked body, 503 farmd is shutting down or its command queue is full. A malformed
+//! request head gets 400 and a too large one 431, with an empty body (hyper answers those); a
+//! head not received in time closes the connection. Commands reach farmd's
 //! loop as [`CommandRequest`]s on a channel; the API reads the [`Status`] that the loop
 //! publishes in a [`SharedStatus`].
 

@@ -1,10 +1,10 @@
-//! The API's routes over the bounded HTTP server of [`super::http`]. Every request is
+//! The API's routes over the bounded HTTP transport of [`super::http`]. Every request is
 //! answered; a bad request gets a 4xx JSON error, never a panic.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crossbeam::channel::Sender;
+use crossbeam::channel::{Sender, TrySendError};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
@@ -36,7 +36,8 @@ pub struct ApiSettings {
     pub module: String,
     /// Bearer token for POST; `None` refuses every POST with 403.
     pub token: Option<String>,
-    /// Worker threads (at least 1).
+    /// Unused: the API is served by one thread ([`super::http`]); kept so that existing
+    /// settings still build.
     pub workers: usize,
 }
 
@@ -102,12 +103,11 @@ fn not_allowed(allow: &str) -> HttpResponse {
 }
 
 impl ApiServer {
-    /// Binds and starts the server threads.
+    /// Binds and starts the server thread. Dropping the server stops it at once.
     pub fn start(settings: ApiSettings, status: SharedStatus, commands: Sender<CommandRequest>) -> Result<ApiServer, ApiError> {
         let listen = settings.listen;
-        let workers = settings.workers.max(1);
         let routes = Arc::new(Routes { settings, status, commands });
-        let http = HttpServer::start(listen, workers, routes).map_err(|e| ApiError::Listen { addr: listen, message: e.to_string() })?;
+        let http = HttpServer::start(listen, routes).map_err(|e| ApiError::Listen { addr: listen, message: e.to_string() })?;
         tracing::info!(addr = %http.local_addr(), "API listening");
         Ok(ApiServer { http })
     }
@@ -117,7 +117,7 @@ impl ApiServer {
         self.http.local_addr()
     }
 
-    /// Stops accepting connections and waits for the requests in progress.
+    /// Stops accepting connections, waits for the requests in progress, and stops the thread.
     pub fn shutdown(self) {
         self.http.shutdown();
     }
@@ -227,9 +227,11 @@ impl Routes {
                 Err(e) => return error(400, &format!("expected a JSON body like {{\"reason\": \"...\"}}: {e}")),
             }
         };
-        match self.commands.send(CommandRequest { command, reason, from: req.peer }) {
+        // Never block the API's thread on a full channel.
+        match self.commands.try_send(CommandRequest { command, reason, from: req.peer }) {
             Ok(()) => json(202, &Accepted { accepted: command.as_str() }),
-            Err(_) => error(503, "farmd is shutting down"),
+            Err(TrySendError::Full(_)) => error(503, "too many commands queued; try again"),
+            Err(TrySendError::Disconnected(_)) => error(503, "farmd is shutting down"),
         }
     }
 }
