@@ -25,9 +25,18 @@ where
     s
 }
 
+/// `program` as an absolute path when [`find_program`] finds it (so /usr/sbin tools run even
+/// with a PATH without it), else unchanged.
+pub fn resolve(program: &OsStr) -> std::ffi::OsString {
+    program
+        .to_str()
+        .and_then(find_program)
+        .map_or_else(|| program.to_owned(), |p| p.into_os_string())
+}
+
 /// A `Command` with null stdin and its own process group.
 pub fn command<S: AsRef<OsStr>>(program: S) -> Command {
-    let mut c = Command::new(program);
+    let mut c = Command::new(resolve(program.as_ref()));
     c.stdin(Stdio::null()).process_group(0);
     c
 }
@@ -110,7 +119,7 @@ where
     S: AsRef<OsStr>,
 {
     let mut full: Vec<std::ffi::OsString> = vec!["netns".into(), "exec".into(), ns.into()];
-    full.push(program.as_ref().to_owned());
+    full.push(resolve(program.as_ref()));
     full.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
     run("ip", full)
 }

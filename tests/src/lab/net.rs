@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::cmd::{ns_run, ns_sysctl, run, run_status, run_with_input};
+use super::cmd::{ns_run, ns_sysctl, resolve, run, run_status, run_with_input};
 use super::error::LabError;
 use super::layout::{Layout, CLIENT_IF, LAN_PREFIX_LEN, NODE_TAP, NODE_UPLINK};
 
@@ -156,7 +156,10 @@ pub fn create_node_farm(l: &Layout, i: usize) -> Result<(), LabError> {
             ("net.ipv4.ip_nonlocal_bind", "1"),
         ],
     )?;
-    run_with_input("ip", ["netns", "exec", &ns, "nft", "-f", "-"], &uplink_filter()).map(drop)
+    let nft = resolve(std::ffi::OsStr::new("nft"));
+    let args: [&std::ffi::OsStr; 6] =
+        ["netns".as_ref(), "exec".as_ref(), ns.as_ref(), &nft, "-f".as_ref(), "-".as_ref()];
+    run_with_input("ip", args, &uplink_filter()).map(drop)
 }
 
 /// Farm mode, once farm-dataplane created the TAP: node address on farm0, farm0 up.
