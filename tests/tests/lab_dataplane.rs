@@ -48,6 +48,7 @@ fn clients_in_log(path: &std::path::Path, local: Ipv4Addr) -> BTreeSet<Ipv4Addr>
 #[test]
 fn vip_traffic_reaches_exactly_the_node_the_table_names() {
     let bin_dir = build_dataplane();
+    lab::down("tdpl").unwrap(); // what a killed earlier run may have left
     let opts = LabOptions {
         prefix: "tdpl".into(),
         nodes: 3,

@@ -13,6 +13,11 @@ use farm_tests::lab::{self, Lab, LabError, LabOptions, Mode};
 
 const FARM_LAB: &str = env!("CARGO_BIN_EXE_farm-lab");
 
+/// Removes what a killed earlier run of a test may have left, so the test starts clean.
+fn fresh(prefix: &str) {
+    lab::down(prefix).unwrap();
+}
+
 fn direct(prefix: &str, nodes: usize) -> LabOptions {
     LabOptions { prefix: prefix.into(), nodes, mode: Mode::Direct, ..LabOptions::default() }
 }
@@ -49,6 +54,7 @@ fn pid_alive(pid: i32) -> bool {
 
 #[test]
 fn every_node_answers_from_many_client_addresses_and_teardown_leaves_nothing() {
+    fresh("tdir");
     let mut l = Lab::up(&direct("tdir", 3)).expect("lab up");
     assert_eq!(l.client_addrs().len(), 508);
     let srcs = [l.client_addr(0), l.client_addr(300), l.client_addr(507)];
@@ -91,16 +97,36 @@ fn every_node_answers_from_many_client_addresses_and_teardown_leaves_nothing() {
     l.set_link(3, true).unwrap();
     assert_eq!(l.client_curl(srcs[1], "http://198.18.0.3/").unwrap(), "node n3\n");
 
+    // A partition {n1} | {n2, n3}: n1 and n2 cannot talk, n2 and n3 can, the client reaches
+    // everyone. Rules stay until heal; teardown removes them too.
+    let node_curl = |from: usize, to: usize| {
+        let out = l
+            .exec(&l.node_ns(from), &["curl", "-sf", "--max-time", "1", &format!("http://198.18.0.{to}/")])
+            .unwrap();
+        out.status.success()
+    };
+    assert!(node_curl(1, 2));
+    l.partition(&[&[1], &[2, 3]]).unwrap();
+    assert!(!node_curl(1, 2) && !node_curl(2, 1) && !node_curl(3, 1));
+    assert!(node_curl(2, 3));
+    assert_eq!(l.client_curl(srcs[0], "http://198.18.0.1/").unwrap(), "node n1\n");
+    assert!(matches!(l.partition(&[&[1], &[4]]), Err(LabError::Invalid(_))));
+    l.heal().unwrap();
+    assert!(node_curl(1, 2));
+    l.udp_loss(4790, 20).unwrap();
+
     let pids: Vec<i32> = (1..=3).flat_map(|i| l.node_pids(i)).collect();
     assert!(pids.len() >= 6, "each node runs an Apache parent and child: {pids:?}");
     let rep = l.teardown().unwrap();
     assert!(rep.removed.iter().any(|r| r == "bridge tdirbr0"), "{:?}", rep.removed);
+    assert!(rep.removed.iter().any(|r| r.contains("farmlab_tdir")), "{:?}", rep.removed);
     assert!(pids.iter().all(|p| !pid_alive(*p)), "lab processes survive teardown");
     assert_gone("tdir");
 }
 
 #[test]
 fn cli_up_status_exec_down_and_down_is_idempotent() {
+    fresh("tcli");
     let out = farm_lab(&["--prefix", "tcli", "up", "--mode", "direct", "--nodes", "2", "--clients", "300"]);
     assert!(out.status.success(), "up: {}", text(&out.stderr));
     assert!(text(&out.stdout).contains("n2: namespace tcli-n2, address 198.18.0.2"));
@@ -140,6 +166,10 @@ fn cli_up_status_exec_down_and_down_is_idempotent() {
 
 #[test]
 fn bad_input_is_refused_before_anything_is_created() {
+    for p in ["tbad", "tfmd", "tfor"] {
+        fresh(p);
+    }
+    let _ = Command::new("ip").args(["link", "delete", "tforbr0"]).output();
     // Usage errors (clap): exit code 2 and a message naming the problem.
     for (args, needle) in [
         (vec!["up", "--nodes", "0"], "--nodes"),
@@ -215,6 +245,7 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn sigint_during_up_tears_down() {
+    fresh("tint");
     let child = Command::new(FARM_LAB)
         .args(["--prefix", "tint", "up", "--mode", "direct", "--step-delay-ms", "200"])
         .stdout(std::process::Stdio::piped())
@@ -233,6 +264,7 @@ fn sigint_during_up_tears_down() {
 
 #[test]
 fn down_cleans_up_after_a_killed_up() {
+    fresh("tkil");
     let mut child = Command::new(FARM_LAB)
         .args(["--prefix", "tkil", "up", "--mode", "direct", "--nodes", "2", "--step-delay-ms", "100"])
         .stdout(std::process::Stdio::null())

@@ -110,6 +110,10 @@ pub fn down(prefix: &str) -> Result<DownReport, LabError> {
         }
     }
 
+    if super::faults::delete_table(prefix)? {
+        rep.removed.push(format!("nftables table bridge {}", super::faults::table_name(prefix)));
+    }
+
     // 4. Files.
     let shm = shm_prefix(prefix);
     for dir in ["/dev/shm", "/var/run/dpdk", "/run/dpdk"] {
@@ -149,6 +153,9 @@ pub fn leftovers(prefix: &str) -> Result<Vec<String>, LabError> {
     let br = bridge_name(prefix);
     if link_exists(&br) && link_alias(&br).as_deref() == Some(bridge_alias(prefix).as_str()) {
         left.push(format!("bridge {br}"));
+    }
+    if super::faults::table_exists(prefix) {
+        left.push(format!("nftables table bridge {}", super::faults::table_name(prefix)));
     }
     let r = run_dir(prefix);
     let pids = pids_mentioning(&format!("{}/", r.display()));

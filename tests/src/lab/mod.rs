@@ -19,6 +19,7 @@ mod cmd;
 mod down;
 mod error;
 mod farm;
+mod faults;
 pub mod layout;
 mod net;
 mod procs;
@@ -229,6 +230,22 @@ impl Lab {
     /// Pulls node `i`'s cable (host end of its veth down) or plugs it back.
     pub fn set_link(&self, i: usize, up: bool) -> Result<(), LabError> {
         net::set_node_link(&self.layout, i, up)
+    }
+
+    /// Cuts the network between groups of nodes (1-based), e.g. `&[&[1], &[2, 3]]`; the client
+    /// still reaches every node. Rules accumulate until [`Lab::heal`].
+    pub fn partition(&self, groups: &[&[usize]]) -> Result<(), LabError> {
+        faults::partition(&self.layout, groups)
+    }
+
+    /// Drops `percent`% of the UDP datagrams to `port` sent by any node (heartbeat loss).
+    pub fn udp_loss(&self, port: u16, percent: u8) -> Result<(), LabError> {
+        faults::udp_loss(&self.layout, port, percent)
+    }
+
+    /// Removes every partition and loss rule.
+    pub fn heal(&self) -> Result<(), LabError> {
+        faults::heal(&self.layout)
     }
 
     /// Stops node `i`'s Apache; returns whether it was running.
