@@ -21,3 +21,4 @@ pub mod lifecycle;
 pub mod logs;
 pub mod restart;
 pub mod scripts;
+pub mod daemon;

@@ -1,0 +1,548 @@
+//! Start-up and the loop.
+
+use std::fs;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use farm_table::{BucketEntry, TableError, TableParams, TableWriter, MAX_NODES};
+use mio::{Events, Poll, Token, Waker};
+use tracing::{debug, info, warn};
+
+use super::settings::{DataplaneMode, Prepared};
+use super::supervisor::{self, DataplaneCommand, DpEvent, Supervisor};
+use super::wakeups::{Bridge, Signals};
+use super::witness::Witness;
+use super::{io_err, net, Counters, Daemon, DaemonError, PUBLISH_TIMEOUT};
+use crate::api::{self, ApiServer, CommandRequest, Status};
+use crate::checkers::dataplane::monotonic_ns;
+use crate::checkers::{DataplaneView, SharedDataplane};
+use crate::lifecycle::driver::{ModuleRuntime, Notice};
+use crate::lifecycle::{Command, Input, State};
+use crate::logs::{LogSettings, Logs};
+use crate::membership::{self, Action, Event, Liveness};
+use crate::proto::NodeState;
+use crate::restart::RestartPolicy;
+
+const SIGNALS: Token = Token(0);
+const WAKER: Token = Token(1);
+const HB_BASE: usize = 16;
+/// Datagrams read per socket per iteration before the loop does other work.
+const RX_BURST: usize = 256;
+
+/// The membership's view of a lifecycle state.
+pub(super) fn node_state(s: State) -> NodeState {
+    match s {
+        State::Stop => NodeState::Stop,
+        State::Starting => NodeState::Starting,
+        State::Wait => NodeState::Wait,
+        State::Up => NodeState::Up,
+        State::Stopping => NodeState::Stopping,
+    }
+}
+
+impl Daemon {
+    /// Binds, opens and starts everything of a prepared run.
+    pub fn start(p: Prepared) -> Result<Daemon, DaemonError> {
+        let cfg = &p.cfg;
+        let poll = Poll::new().map_err(io_err("mio poll"))?;
+        let sockets = net::bind_all(&p.local_addrs, poll.registry(), HB_BASE).map_err(io_err("heartbeats"))?;
+        let mut peer_addrs = vec![Vec::new(); MAX_NODES];
+        for (id, addrs) in &p.peer_addrs {
+            peer_addrs[usize::from(*id)].clone_from(addrs);
+        }
+        let signals = Signals::install(poll.registry(), SIGNALS).map_err(io_err("signal handlers"))?;
+        let logs = Logs::open(&cfg.module.log_dir, LogSettings::default())?;
+        let dp_view = SharedDataplane::new();
+        let view: Option<Arc<dyn DataplaneView>> = match p.dataplane {
+            DataplaneMode::Supervised(_) => Some(Arc::new(dp_view.clone())),
+            _ => None,
+        };
+        let rt = ModuleRuntime::from_config(cfg, &p.node, view, logs.clone())?;
+        let status = api::shared_status(Status::from_config(cfg, &p.node));
+        let (api_tx, api_rx) = crossbeam::channel::unbounded::<CommandRequest>();
+        let api = ApiServer::start(p.api.clone(), status.clone(), api_tx)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(io_err("mio waker"))?);
+        let (bridge, cmds) =
+            Bridge::spawn(api_rx, rt.script_receiver().clone(), rt.observation_receiver().clone(), waker)
+                .map_err(io_err("thread"))?;
+
+        let mut sup = None;
+        if let DataplaneMode::Supervised(program) = &p.dataplane {
+            let run_dir = &cfg.module.run_dir;
+            fs::create_dir_all(run_dir).map_err(io_err(format!("module.run_dir {}", run_dir.display())))?;
+            let pid_file = run_dir.join("dataplane.pid");
+            supervisor::stop_leftover(&pid_file, program);
+            let config = std::path::absolute(&p.opts.config).unwrap_or_else(|_| p.opts.config.clone());
+            let cmd = DataplaneCommand {
+                program: program.clone(),
+                args: vec![
+                    "--config".into(),
+                    config.into(),
+                    "--node".into(),
+                    p.node.name.as_str().into(),
+                    "--table".into(),
+                    cfg.module.table_file.clone().into(),
+                ],
+                pid_file: Some(pid_file),
+            };
+            sup = Some(Supervisor::new(cmd, RestartPolicy::from_config(&cfg.restart), cfg.dataplane.liveness_timeout));
+        }
+        let table = if p.writes_table() {
+            let params = TableParams {
+                n_buckets: cfg.buckets(),
+                node_id: p.node.id.get(),
+                n_lcores: cfg.dataplane.workers.max(1),
+                hash_key: cfg.hash_key(),
+            };
+            Some(TableWriter::create(&cfg.module.table_file, &params)?)
+        } else {
+            None
+        };
+        let witness = match cfg.assignment.witness {
+            Some(addr) if p.membership.witness => Some(Witness::spawn(addr, cfg.heartbeat.pulse).map_err(io_err("thread"))?),
+            _ => None,
+        };
+        let incarnation = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        let t0 = Instant::now();
+        let node = membership::Node::new(p.membership.clone(), &p.secret, incarnation, Duration::ZERO)?;
+        let mode = match &p.dataplane {
+            DataplaneMode::Supervised(prog) => format!("data plane {}", prog.display()),
+            DataplaneMode::TableOnly => "no data plane (--table-only)".into(),
+            DataplaneMode::None => "control-only (no data plane)".into(),
+        };
+        logs.info(&format!(
+            "farmd {} started: module {}, node {} (id {}), incarnation {incarnation}, heartbeats on {}, {mode}, API on {}",
+            env!("CARGO_PKG_VERSION"),
+            cfg.module.name,
+            p.node.name,
+            p.node.id.get(),
+            p.local_addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            api.local_addr(),
+        ));
+        let mut d = Daemon {
+            poll,
+            sockets,
+            rx_pending: false,
+            peer_addrs,
+            node,
+            t0,
+            rt,
+            logs,
+            dp_view,
+            last_snap: None,
+            table,
+            pending_publish: None,
+            entries: Vec::new(),
+            sup,
+            zero_flows_fed: false,
+            status,
+            api: Some(api),
+            cmds,
+            bridge: Some(bridge),
+            signals,
+            witness,
+            joined: false,
+            leaving_since: None,
+            counters: Counters::default(),
+            term_signals: 0,
+            next_housekeeping: t0,
+            status_generation: u64::MAX,
+            p,
+        };
+        let now = Instant::now();
+        if let Some(s) = &mut d.sup {
+            let ev = s.start(now, monotonic_ns());
+            d.dp_events(ev, now);
+        } else {
+            d.feed_zero_flows(now);
+        }
+        if d.p.opts.start {
+            d.logs.info("starting the module (--start)");
+            let n = d.rt.feed(Input::Command(Command::Start), now);
+            d.notices(n, now);
+        }
+        d.refresh_status(now);
+        Ok(d)
+    }
+
+    pub(super) fn mnow(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.t0)
+    }
+
+    /// The loop; returns when farmd must exit.
+    pub fn run(&mut self) -> Result<(), DaemonError> {
+        let mut events = Events::with_capacity(64);
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let now = Instant::now();
+            let timeout = if self.rx_pending { Duration::ZERO } else { self.next_wakeup(now) };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(DaemonError::Io { what: "mio poll".into(), source: e });
+                }
+            }
+            let mut readable = false;
+            let mut signalled = false;
+            for ev in events.iter() {
+                match ev.token() {
+                    SIGNALS => signalled = true,
+                    WAKER => {}
+                    _ => readable = true,
+                }
+            }
+            let now = Instant::now();
+            if signalled {
+                self.on_signals(now)?;
+            }
+            if readable || self.rx_pending {
+                self.receive(now, &mut buf);
+            }
+            self.step(now);
+            if self.finished() {
+                break;
+            }
+        }
+        self.finish();
+        Ok(())
+    }
+
+    fn next_wakeup(&self, now: Instant) -> Duration {
+        let deadline = (self.t0 + self.node.next_deadline()).min(self.next_housekeeping);
+        deadline.saturating_duration_since(now).min(self.p.cfg.heartbeat.pulse)
+    }
+
+    fn on_signals(&mut self, now: Instant) -> Result<(), DaemonError> {
+        let r = self.signals.take();
+        // SIGCHLD (or any signal): look at the data plane now.
+        self.next_housekeeping = now;
+        if r.hup {
+            self.logs.warn("SIGHUP ignored: farmd does not reload its configuration (restart farmd to apply changes)");
+        }
+        if r.term {
+            self.term_signals += 1;
+            if self.term_signals > 1 {
+                self.logs.error("second termination signal: exiting without completing the graceful stop");
+                return Err(DaemonError::Interrupted);
+            }
+            if self.rt.state() == State::Stop && self.rt.lifecycle().pending().is_none() {
+                self.logs.info("termination signal: module stopped, exiting");
+            } else {
+                self.logs.info(&format!("termination signal: stopping the module ({}), then exiting", self.rt.state()));
+                let n = self.rt.feed(Input::Command(Command::Stop), now);
+                self.notices(n, now);
+            }
+        }
+        Ok(())
+    }
+
+    fn receive(&mut self, now: Instant, buf: &mut [u8]) {
+        let mnow = self.mnow(now);
+        let mut more = false;
+        let node = &mut self.node;
+        let rx = &mut self.counters.rx;
+        for s in &mut self.sockets {
+            more |= s.recv_some(buf, RX_BURST, |bytes, from| match node.on_datagram(mnow, bytes) {
+                Ok(()) => *rx += 1,
+                Err(e) => debug!(%from, reason = e.name(), "heartbeat rejected: {e}"),
+            });
+        }
+        self.rx_pending = more;
+    }
+
+    fn step(&mut self, now: Instant) {
+        while let Ok(req) = self.cmds.try_recv() {
+            self.command(req, now);
+        }
+        let n = self.rt.poll(now);
+        self.notices(n, now);
+        if let Some(b) = &self.bridge {
+            b.ack();
+        }
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + self.p.cfg.heartbeat.pulse;
+            self.housekeeping(now);
+        }
+        self.check_left(now);
+        self.sync_state(now);
+        let acts = self.node.tick(self.mnow(now));
+        self.carry_out(acts, now);
+        if self.status_generation != self.node.generation() {
+            self.refresh_status(now);
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.term_signals > 0
+            && self.rt.state() == State::Stop
+            && self.rt.lifecycle().pending().is_none()
+            && self.leaving_since.is_none()
+    }
+
+    fn finish(&mut self) {
+        if let Some(s) = &mut self.sup {
+            s.shutdown();
+            if let Some(t) = &self.table {
+                t.reset_readers();
+            }
+        }
+        self.bridge = None;
+        if let Some(api) = self.api.take() {
+            api.shutdown();
+        }
+        self.logs.info("farmd exited");
+    }
+
+    fn command(&mut self, req: CommandRequest, now: Instant) {
+        let c = req.command;
+        if self.term_signals > 0 && c != Command::Stop {
+            self.logs.warn(&format!("admin {} ignored: farmd is exiting", c.as_str()));
+            return;
+        }
+        if let Some(reason) = &req.reason {
+            self.logs.info(&format!("admin {} from {:?}: {reason}", c.as_str(), req.from));
+        }
+        if matches!(c, Command::Start | Command::Restart) {
+            if let Some(s) = &mut self.sup {
+                s.reset_policy();
+                if s.gave_up() {
+                    let ev = s.start(now, monotonic_ns());
+                    self.dp_events(ev, now);
+                }
+            }
+        }
+        let n = self.rt.command(c, now);
+        self.notices(n, now);
+    }
+
+    /// Acts on the lifecycle's notices.
+    pub(super) fn notices(&mut self, notices: Vec<Notice>, now: Instant) {
+        if notices.is_empty() {
+            return;
+        }
+        let mut through_stop = false;
+        for n in notices {
+            match n {
+                Notice::Join => {
+                    self.joined = true;
+                    self.leaving_since = None;
+                }
+                Notice::Leave => {
+                    self.joined = false;
+                    self.leaving_since = Some(now);
+                }
+                Notice::StateChanged { from, to } => {
+                    through_stop |= to == State::Stop;
+                    if from == State::Stop && to == State::Starting && through_stop {
+                        if let Some(s) = &mut self.sup {
+                            self.logs.info("restarting the data plane on the module's way through STOP");
+                            s.stop(now, true);
+                        }
+                    }
+                }
+            }
+        }
+        self.sync_state(now);
+        self.refresh_status(now);
+    }
+
+    /// Whether the data plane lets this node own buckets: ready for at least `dead_after`
+    /// (it heard its peers), or none is supervised.
+    fn dataplane_settled(&self, now: Instant) -> bool {
+        match &self.sup {
+            None => true,
+            Some(s) => s.ready() && s.ready_since().is_some_and(|t| now.duration_since(t) >= self.p.cfg.heartbeat.dead_after),
+        }
+    }
+
+    /// The state this node advertises.
+    pub(super) fn advertised(&self, now: Instant) -> NodeState {
+        match self.rt.state() {
+            State::Up if self.joined && self.dataplane_settled(now) => NodeState::Up,
+            State::Up => NodeState::Wait,
+            s => node_state(s),
+        }
+    }
+
+    fn sync_state(&mut self, now: Instant) {
+        let s = self.advertised(now);
+        if s != self.node.state() {
+            if self.rt.state() == State::Up {
+                match s {
+                    NodeState::Up => self.logs.info("data plane ready: joining the farm"),
+                    _ => self.logs.warn("data plane not ready: out of the farm"),
+                }
+            }
+            self.node.set_state(self.mnow(now), s);
+        }
+    }
+
+    /// After a Leave: tells the lifecycle once the buckets are released and the peers took
+    /// them (or after `3 x dead_after`).
+    fn check_left(&mut self, now: Instant) {
+        let Some(since) = self.leaving_since else { return };
+        if self.node.owned_count() > 0 || self.node.draining_count() > 0 {
+            return;
+        }
+        let me = 1u64 << self.node.id();
+        let peers_moved = self.node.peers().iter().filter(|p| p.liveness == Liveness::Alive).all(|p| p.view & me == 0);
+        if peers_moved || now.duration_since(since) >= self.p.cfg.heartbeat.dead_after * 3 {
+            self.leaving_since = None;
+            debug!(peers_moved, "left the farm");
+            let n = self.rt.left(now);
+            self.notices(n, now);
+        }
+    }
+
+    fn feed_zero_flows(&mut self, now: Instant) {
+        if !self.zero_flows_fed {
+            let zeros = vec![0u32; self.p.cfg.buckets() as usize];
+            self.node.set_flows(self.mnow(now), &zeros);
+            self.zero_flows_fed = true;
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        let mnow = self.mnow(now);
+        if let (Some(sup), Some(table)) = (&mut self.sup, &self.table) {
+            let snap = table.dataplane();
+            self.dp_view.update(snap.clone());
+            let ev = sup.poll(now, monotonic_ns(), Some(&snap));
+            let ready = sup.ready();
+            if ready {
+                self.node.set_flows(mnow, &snap.flows_per_bucket);
+                self.zero_flows_fed = false;
+            }
+            self.last_snap = Some(snap);
+            self.dp_events(ev, now);
+            if !ready {
+                self.feed_zero_flows(now);
+            }
+        }
+        if let Some(w) = &self.witness {
+            let granted = w.granted(self.p.cfg.heartbeat.dead_after);
+            self.node.set_witness(mnow, granted);
+        }
+        self.flush_publish(now);
+        self.refresh_status(now);
+    }
+
+    pub(super) fn dp_events(&mut self, events: Vec<DpEvent>, now: Instant) {
+        for e in events {
+            match e {
+                DpEvent::Started { pid } => self.logs.info(&format!("data plane started (pid {pid})")),
+                DpEvent::Ready { pid } => self.logs.info(&format!("data plane ready (pid {pid})")),
+                DpEvent::Stopped => self.logs.info("data plane stopped"),
+                DpEvent::Died { pid, reason, restarting } => {
+                    let then = if restarting { "restarting it" } else { "not restarted" };
+                    self.logs.error(&format!("data plane (pid {pid}) {reason}; {then}"));
+                    if let Some(t) = &self.table {
+                        t.reset_readers();
+                    }
+                    self.next_housekeeping = now;
+                }
+                DpEvent::GaveUp { count } => {
+                    self.logs.error(&format!(
+                        "data plane failed {count} times within {}: stopping the module",
+                        humantime::format_duration(self.p.cfg.restart.loop_interval)
+                    ));
+                    if self.rt.state() != State::Stop {
+                        let n = self.rt.feed(Input::Command(Command::Stop), now);
+                        self.notices(n, now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn carry_out(&mut self, actions: Vec<Action>, now: Instant) {
+        for a in actions {
+            match a {
+                Action::Send(hb) => match self.node.encode(&hb) {
+                    Ok(bytes) => {
+                        let addrs = &self.peer_addrs[usize::from(hb.dest)];
+                        for (s, &to) in self.sockets.iter_mut().zip(addrs) {
+                            s.send(&bytes, to, &mut self.counters.net);
+                        }
+                    }
+                    Err(e) => warn!(dest = hb.dest, error = %e, "cannot encode a heartbeat"),
+                },
+                Action::Publish { entries, live } => {
+                    self.entries.clone_from(&entries);
+                    if self.table.is_some() {
+                        self.pending_publish = Some((entries, live));
+                        self.flush_publish(now);
+                    }
+                }
+                Action::Lease { until } => debug!(?until, "membership lease"),
+                Action::Event(e) => self.log_event(e),
+            }
+        }
+    }
+
+    fn name(&self, id: u8) -> String {
+        self.p.cfg.node_by_id(id).map_or_else(|| format!("#{id}"), |n| n.name.to_string())
+    }
+
+    fn names(&self, bits: u64) -> String {
+        let v: Vec<String> = (0..64u8).filter(|i| bits & (1 << i) != 0).map(|i| self.name(i)).collect();
+        if v.is_empty() {
+            "(empty)".into()
+        } else {
+            v.join(", ")
+        }
+    }
+
+    fn log_event(&self, e: Event) {
+        match e {
+            Event::PeerAlive { id, incarnation } => {
+                self.logs.info(&format!("node {} is alive (incarnation {incarnation})", self.name(id)))
+            }
+            Event::PeerRestarted { id, incarnation } => {
+                self.logs.info(&format!("node {} restarted (incarnation {incarnation})", self.name(id)))
+            }
+            Event::PeerDead { id } => self.logs.warn(&format!("node {} is dead (no valid heartbeat)", self.name(id))),
+            Event::ViewChanged { view } => self.logs.info(&format!("view: {}", self.names(view))),
+            Event::Acquired { buckets } => info!(buckets, "took buckets"),
+            Event::Released { buckets } => info!(buckets, "released buckets"),
+            Event::Stalled { gap } => self.logs.warn(&format!(
+                "farmd was stalled for {} ms: released every bucket, rejoining",
+                gap.as_millis()
+            )),
+            Event::LeaseExpired => self.logs.warn("no majority acknowledged this node: released every bucket"),
+            Event::Left => info!("left the farm"),
+        }
+    }
+
+    /// Publishes the pending table; a reader stuck on an old generation means a wedged data
+    /// plane: it is killed, the readers reset, and the table published.
+    fn flush_publish(&mut self, now: Instant) {
+        let Some(table) = &mut self.table else { return };
+        let Some((entries, live)) = self.pending_publish.take() else { return };
+        let mut events = Vec::new();
+        let r = match table.publish(&entries, live, PUBLISH_TIMEOUT) {
+            Err(TableError::ReaderStuck { lcore, acked, needed }) => {
+                let reason = format!("lcore {lcore} stuck on table generation {acked} (needed {needed})");
+                warn!(%reason, "table publication blocked: resetting the readers");
+                if let Some(s) = &mut self.sup {
+                    events = s.wedged(now, &reason);
+                }
+                table.reset_readers();
+                table.publish(&entries, live, Duration::ZERO)
+            }
+            r => r,
+        };
+        match r {
+            Ok(g) => debug!(generation = g, "table published"),
+            Err(e) => {
+                self.logs.error(&format!("cannot publish the table: {}", farm_config::error_line(&e)));
+                self.pending_publish = Some((entries, live));
+            }
+        }
+        self.dp_events(events, now);
+    }
+
+    /// Entries of the membership's table (for the status).
+    pub(super) fn entries(&self) -> &[BucketEntry] {
+        &self.entries
+    }
+}

@@ -1,0 +1,375 @@
+//! Three real farmd processes on loopback addresses (no data plane, table files written with
+//! `--table-only`), plus a fourth with the wrong secret: agreement on one table, failover after
+//! `kill -9`, rejoin, graceful stop through the API, SIGTERM.
+
+use std::fs;
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use farm_control::api::{ApiClient, Status};
+use farm_control::lifecycle::{Command as LcCommand, State};
+use farm_table::{BucketEntry, TableReader};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const TOKEN: &str = "farmd-cluster-test-token";
+const BUCKETS: usize = 256;
+const NODES: usize = 4; // n1..n3 and the impostor n4 (wrong secret)
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    net: [u8; 2],
+    api_port: u16,
+    procs: Vec<Option<Child>>,
+}
+
+fn addr(net: [u8; 2], k: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, net[0], net[1], k as u8 + 1)
+}
+
+fn private(path: &Path, text: &str) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A UDP and a TCP port free on the four addresses.
+fn free_ports(net: [u8; 2]) -> (u16, u16) {
+    for _ in 0..50 {
+        let u = UdpSocket::bind((addr(net, 0), 0)).unwrap();
+        let t = TcpListener::bind((addr(net, 0), 0)).unwrap();
+        let (up, tp) = (u.local_addr().unwrap().port(), t.local_addr().unwrap().port());
+        let ok = (1..NODES).all(|k| UdpSocket::bind((addr(net, k), up)).is_ok() && TcpListener::bind((addr(net, k), tp)).is_ok());
+        if ok {
+            return (up, tp);
+        }
+    }
+    panic!("no free ports");
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        // A /16 of 127/8 of its own, so that other tests on this machine never collide.
+        let net = [100 + (std::process::id() % 100) as u8, (std::process::id() / 100 % 250) as u8];
+        let (hb_port, api_port) = free_ports(net);
+        private(&root.join("secret"), "the-cluster-secret-0123456789abcdef");
+        private(&root.join("wrong-secret"), "an-impostor-secret-0123456789abcdef");
+        private(&root.join("token"), TOKEN);
+        let nodes: String = (0..NODES)
+            .map(|k| format!("[[node]]\nname = \"n{}\"\naddrs = [\"{}\"]\n\n", k + 1, addr(net, k)))
+            .collect();
+        for k in 0..NODES {
+            let secret = if k == 3 { "wrong-secret" } else { "secret" };
+            let text = format!(
+                r#"
+[module]
+name = "web"
+cluster_id = 42
+hash_seed = "0x5eed"
+buckets = {BUCKETS}
+secret_file = "{root}/{secret}"
+log_dir = "{root}/{{node}}/log"
+run_dir = "{root}/{{node}}/run"
+table_file = "{root}/{{node}}/table"
+
+{nodes}
+[heartbeat]
+port = {hb_port}
+
+[[vip]]
+addr = "198.18.0.100"
+[[vip.rule]]
+proto = "tcp"
+ports = "80"
+
+[dataplane]
+enabled = false
+
+[api]
+listen = "{api}:{api_port}"
+token_file = "{root}/token"
+"#,
+                root = root.display(),
+                api = addr(net, k),
+            );
+            fs::write(root.join(format!("n{}.toml", k + 1)), text).unwrap();
+        }
+        Cluster { _dir: dir, root, net, api_port, procs: (0..NODES).map(|_| None).collect() }
+    }
+
+    fn start(&mut self, k: usize) {
+        let name = format!("n{}", k + 1);
+        let stderr = fs::File::options().create(true).append(true).open(self.root.join(format!("{name}.stderr"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_farmd"))
+            .arg("--config")
+            .arg(self.root.join(format!("{name}.toml")))
+            .args(["--node", &name, "--table-only", "--start", "--log", "info"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        self.procs[k] = Some(child);
+    }
+
+    fn table_path(&self, k: usize) -> PathBuf {
+        self.root.join(format!("n{}", k + 1)).join("table")
+    }
+
+    /// The entries of node k's table (None if not there yet).
+    fn table(&self, k: usize) -> Option<Vec<BucketEntry>> {
+        TableReader::open(&self.table_path(k)).ok().map(|r| r.peek().2)
+    }
+
+    fn api(&self, k: usize) -> ApiClient {
+        ApiClient::new(&format!("http://{}:{}", addr(self.net, k), self.api_port), Some(TOKEN.into()), Duration::from_secs(2))
+    }
+
+    fn status(&self, k: usize) -> Status {
+        self.api(k).status().unwrap_or_else(|e| panic!("n{} status: {e}\n{}", k + 1, self.stderr(k)))
+    }
+
+    fn stderr(&self, k: usize) -> String {
+        fs::read_to_string(self.root.join(format!("n{}.stderr", k + 1))).unwrap_or_default()
+    }
+
+    fn logs(&self) -> String {
+        (0..NODES).map(|k| format!("--- n{} ---\n{}", k + 1, self.stderr(k))).collect()
+    }
+
+    /// Checks that the tables of `members` describe one assignment: every bucket accepted by
+    /// exactly one member (the one whose own table names itself owner), and every member's
+    /// table naming that same owner. Returns buckets owned per member.
+    #[allow(clippy::needless_range_loop)] // `b` indexes the second dimension of every table
+    fn agreement(&self, members: &[usize]) -> Result<Vec<usize>, String> {
+        let tables: Vec<Vec<BucketEntry>> = members
+            .iter()
+            .map(|&k| self.table(k).ok_or_else(|| format!("n{}: no table yet", k + 1)))
+            .collect::<Result<_, _>>()?;
+        let mut owned = vec![0; members.len()];
+        for b in 0..BUCKETS {
+            let claimants: Vec<usize> =
+                members.iter().enumerate().filter(|&(i, &k)| tables[i][b].owner == k as u8).map(|(i, _)| i).collect();
+            let [i] = claimants[..] else {
+                return Err(format!("bucket {b}: accepted by {} members", claimants.len()));
+            };
+            owned[i] += 1;
+            let owner = members[i] as u8;
+            if let Some(j) = (0..members.len()).find(|&j| tables[j][b].owner != owner) {
+                return Err(format!("bucket {b}: n{} says owner {}, n{} owns it", members[j] + 1, tables[j][b].owner, owner + 1));
+            }
+        }
+        Ok(owned)
+    }
+
+    fn wait_agreement(&self, members: &[usize], within: Duration) -> (Vec<usize>, Duration) {
+        let t0 = Instant::now();
+        loop {
+            match self.agreement(members) {
+                Ok(owned) => return (owned, t0.elapsed()),
+                Err(e) if t0.elapsed() > within => panic!("no agreement among {members:?} after {within:?}: {e}\n{}", self.logs()),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+
+    fn wait_exit(&mut self, k: usize, within: Duration) -> std::process::ExitStatus {
+        let child = self.procs[k].as_mut().unwrap();
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                self.procs[k] = None;
+                return st;
+            }
+            assert!(t0.elapsed() < within, "n{} did not exit within {within:?}\n{}", k + 1, self.logs());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.procs.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Watches invariant I1 on the real processes: no bucket accepted by two live members at
+/// once. The tables of distinct processes cannot be read atomically, so a violation is
+/// reported only when it is sandwiched: the tables read in order, then in reverse order, show
+/// the same two members accepting the same bucket both times (ownership does not flip-flop
+/// within microseconds, so both then held it over a common interval).
+struct I1Monitor {
+    live: Arc<AtomicU8>,
+    stop: Arc<AtomicBool>,
+    violations: Arc<Mutex<Vec<String>>>,
+    rounds: Arc<std::sync::atomic::AtomicU64>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl I1Monitor {
+    fn start(paths: Vec<PathBuf>) -> I1Monitor {
+        let live = Arc::new(AtomicU8::new(0b111));
+        let stop = Arc::new(AtomicBool::new(false));
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let rounds = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (l, s, v, r) = (live.clone(), stop.clone(), violations.clone(), rounds.clone());
+        let handle = std::thread::spawn(move || {
+            let read = |k: usize| TableReader::open(&paths[k]).ok().map(|t| t.peek().2);
+            while !s.load(Ordering::Relaxed) {
+                let mask = l.load(Ordering::SeqCst);
+                let members: Vec<usize> = (0..paths.len()).filter(|k| mask & (1 << k) != 0).collect();
+                let first: Vec<Option<Vec<BucketEntry>>> = members.iter().map(|&k| read(k)).collect();
+                let mut second: Vec<Option<Vec<BucketEntry>>> = members.iter().rev().map(|&k| read(k)).collect();
+                second.reverse();
+                // A member killed meanwhile is not a violation.
+                if l.load(Ordering::SeqCst) == mask {
+                    for b in 0..BUCKETS {
+                        let holders = |snap: &[Option<Vec<BucketEntry>>]| -> Vec<usize> {
+                            members
+                                .iter()
+                                .zip(snap)
+                                .filter(|(&k, t)| t.as_ref().is_some_and(|t| t[b].owner == k as u8))
+                                .map(|(&k, _)| k)
+                                .collect()
+                        };
+                        let (h1, h2) = (holders(&first), holders(&second));
+                        if h1.len() > 1 && h1 == h2 {
+                            v.lock().unwrap().push(format!("bucket {b} accepted by {h1:?}"));
+                        }
+                    }
+                }
+                r.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        I1Monitor { live, stop, violations, rounds, handle: Some(handle) }
+    }
+
+    fn set_live(&self, k: usize, live: bool) {
+        if live {
+            self.live.fetch_or(1 << k, Ordering::SeqCst);
+        } else {
+            self.live.fetch_and(!(1 << k), Ordering::SeqCst);
+        }
+    }
+
+    fn finish(mut self) -> (Vec<String>, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap();
+        let v = self.violations.lock().unwrap().clone();
+        (v, self.rounds.load(Ordering::Relaxed))
+    }
+}
+
+fn assert_spread(owned: &[usize], n: usize) {
+    let share = BUCKETS / n;
+    for &o in owned {
+        assert!(o >= share * 6 / 10 && o <= share * 14 / 10, "unbalanced: {owned:?}");
+    }
+}
+
+#[test]
+fn three_nodes_agree_fail_over_rejoin_and_leave() {
+    let mut c = Cluster::new();
+    for k in 0..NODES {
+        c.start(k);
+    }
+    let all = [0, 1, 2];
+    let i1 = I1Monitor::start(all.iter().map(|&k| c.table_path(k)).collect());
+
+    // 1. One table, spread over the three (n4 never counts).
+    let (owned, t) = c.wait_agreement(&all, Duration::from_secs(15));
+    eprintln!("agreement of 3 nodes {t:?} after the tables appeared: {owned:?}");
+    assert_spread(&owned, 3);
+    let st = c.status(0);
+    assert_eq!(st.state, State::Up);
+    assert_eq!(st.view, vec![0, 1, 2]);
+    assert_eq!(st.buckets_owned as usize, owned[0]);
+    assert!(st.table_generation > 1);
+    let n4 = st.members.iter().find(|m| m.name == "n4").unwrap();
+    assert!(!n4.live && n4.state.is_none(), "{n4:?}");
+
+    // 2. The impostor's heartbeats are rejected and counted, everywhere, and it never gets in.
+    std::thread::sleep(Duration::from_millis(300));
+    for k in all {
+        let st = c.status(k);
+        let bad_mac = st.heartbeat.rejected.get("bad_mac").copied().unwrap_or(0);
+        assert!(bad_mac > 0, "n{}: {:?}", k + 1, st.heartbeat);
+        assert!(st.heartbeat.rx > 0 && st.heartbeat.tx > 0, "{:?}", st.heartbeat);
+        assert!(!st.view.contains(&3));
+        let metrics = c.api(k).metrics().unwrap();
+        let line = metrics.lines().find(|l| l.starts_with("farm_heartbeat_rejected_total") && l.contains("reason=\"bad_mac\"")).unwrap();
+        let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n > 0, "{line}");
+    }
+    // The impostor, for its part, hears nobody.
+    assert_eq!(c.status(3).heartbeat.rx, 0);
+
+    // 3. kill -9 n2: n1 and n3 take its buckets.
+    let t0 = Instant::now();
+    i1.set_live(1, false);
+    c.procs[1].as_mut().unwrap().kill().unwrap();
+    c.procs[1].take().unwrap().wait().unwrap();
+    // Its table file outlives it with its last ownership: not a live member's.
+    fs::remove_file(c.table_path(1)).unwrap();
+    let (owned, _) = c.wait_agreement(&[0, 2], Duration::from_secs(5));
+    let failover = t0.elapsed();
+    eprintln!("FAILOVER after kill -9 (pulse 100 ms, dead_after 1 s): {:.0} ms; owned {owned:?}", failover.as_secs_f64() * 1e3);
+    assert!(failover < Duration::from_secs(5), "{failover:?}");
+    assert!(failover >= Duration::from_millis(500), "a peer is dead only after dead_after: {failover:?}");
+    assert_spread(&owned, 2);
+    let st = c.status(0);
+    assert_eq!(st.view, vec![0, 2]);
+    assert!(!st.members[1].live);
+
+    // 4. n2 comes back and gets about a third again.
+    let t0 = Instant::now();
+    c.start(1);
+    i1.set_live(1, true);
+    let (owned, _) = c.wait_agreement(&all, Duration::from_secs(15));
+    eprintln!("REJOIN of n2 (process start to agreement): {:.0} ms; owned {owned:?}", t0.elapsed().as_secs_f64() * 1e3);
+    assert_spread(&owned, 3);
+
+    // 5. farmctl stop on n3 (the API): it leaves, n1 and n2 serve everything, n3 is STOP.
+    let t0 = Instant::now();
+    c.api(2).command(LcCommand::Stop, Some("test")).unwrap();
+    let (owned, _) = c.wait_agreement(&[0, 1], Duration::from_secs(10));
+    eprintln!("graceful leave of n3: {:.0} ms; owned {owned:?}", t0.elapsed().as_secs_f64() * 1e3);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.status(2).state != State::Stop {
+        assert!(Instant::now() < deadline, "n3 not STOP: {:?}", c.status(2).state);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t3 = c.table(2).unwrap();
+    assert!(t3.iter().all(|e| e.owner != 2), "a stopped node accepts nothing");
+    let st = c.status(2);
+    assert_eq!(st.buckets_owned, 0);
+    assert!(st.members[2].live, "a stopped node still heartbeats");
+
+    // 6. SIGTERM to n1: graceful stop then exit 0; n2 ends up with everything.
+    kill(Pid::from_raw(c.procs[0].as_ref().unwrap().id() as i32), Signal::SIGTERM).unwrap();
+    let st = c.wait_exit(0, Duration::from_secs(10));
+    assert_eq!(st.code(), Some(0), "{}", c.stderr(0));
+    let t1 = c.table(0).unwrap();
+    assert!(t1.iter().all(|e| e.owner != 0 && e.prev_owner != 0), "n1 released and drained before it exited");
+    let (owned, _) = c.wait_agreement(&[1], Duration::from_secs(5));
+    assert_eq!(owned, vec![BUCKETS]);
+    let log = fs::read_to_string(c.root.join("n1/log/module.log")).unwrap();
+    assert!(log.contains("termination signal"), "{log}");
+
+    let (violations, rounds) = i1.finish();
+    eprintln!("I1 monitor: {rounds} rounds, {} violations", violations.len());
+    assert!(rounds > 100, "the monitor ran");
+    assert!(violations.is_empty(), "I1 violated: {:?}", &violations[..violations.len().min(10)]);
+}
