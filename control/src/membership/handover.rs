@@ -70,13 +70,25 @@ impl Node {
     /// Runs after every input: deaths, view, lease, acquisition, drains, publication.
     pub(crate) fn update(&mut self, now: Duration) {
         self.expire_peers(now);
+        let settled = self.settled();
+        if settled != self.advertised_settled {
+            // Peers wait for this before trusting our view.
+            self.advertised_settled = settled;
+            for p in &mut self.peers {
+                p.urgent = true;
+            }
+        }
         if self.view_dirty {
             self.view_dirty = false;
             self.recompute_view();
         }
         self.refresh_lease(now);
+        if self.sticky_failover() {
+            // Our "active" flag is part of the view in sticky failover mode, and any input may
+            // have released our buckets (lease, stall, state).
+            self.recompute_view();
+        }
         if self.try_acquire() && self.sticky_failover() {
-            // Our "active" flag is part of the view in sticky failover mode.
             self.recompute_view();
         }
         if self.drain_dirty {

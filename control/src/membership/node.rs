@@ -155,6 +155,8 @@ pub struct Node {
     pub(crate) witness_at: Option<Duration>,
     next_pulse: Duration,
     pub(crate) leaving: bool,
+    /// [`Node::settled`] as last advertised.
+    pub(crate) advertised_settled: bool,
     pub(crate) out: Vec<Action>,
 }
 
@@ -210,6 +212,7 @@ impl Node {
             witness_at: None,
             next_pulse: now,
             leaving: false,
+            advertised_settled: false,
             out: Vec::new(),
             cfg,
         })
@@ -385,6 +388,11 @@ impl Node {
         self.state
     }
 
+    /// This node's weight.
+    pub fn weight(&self) -> u16 {
+        self.weight
+    }
+
     /// This node's incarnation.
     pub fn incarnation(&self) -> u64 {
         self.incarnation
@@ -521,6 +529,7 @@ impl Node {
             state: self.state,
             weight: self.weight,
             active: self.owned_count > 0,
+            settled: self.settled(),
             view: self.view,
             view_digest: self.view_digest,
             generation: self.generation,
@@ -552,18 +561,30 @@ impl Node {
         }
     }
 
-    /// True if every peer that may be alive agrees with this node's view and has acknowledged
-    /// a heartbeat sent since this view began.
+    /// No configured peer is still unknown (never heard, within the startup grace).
+    pub(crate) fn settled(&self) -> bool {
+        self.peers.iter().all(|p| p.liveness != Liveness::Unknown)
+    }
+
+    /// True if every peer that may be alive agrees with this node's view, is settled, and has
+    /// acknowledged a heartbeat sent since this view began.
+    ///
+    /// "Settled" matters across restarts: a peer's previous incarnation may have acknowledged
+    /// a node that its new incarnation has not heard yet (promising not to declare it dead
+    /// before `dead_after`); until its startup grace is over, its view is no evidence that the
+    /// node is gone.
     pub(crate) fn handshake_ok(&self) -> bool {
-        self.peers.iter().all(|p| match p.liveness {
-            Liveness::Unknown => false,
-            Liveness::Dead => true,
-            Liveness::Alive => p.heard.as_ref().is_some_and(|h| {
-                h.view == self.view
-                    && h.view_digest == self.view_digest
-                    && h.ack.is_some_and(|a| a.incarnation == self.incarnation && a.sequence >= self.epoch_seq)
-            }),
-        })
+        self.settled()
+            && self.peers.iter().all(|p| match p.liveness {
+                Liveness::Unknown => false,
+                Liveness::Dead => true,
+                Liveness::Alive => p.heard.as_ref().is_some_and(|h| {
+                    h.settled
+                        && h.view == self.view
+                        && h.view_digest == self.view_digest
+                        && h.ack.is_some_and(|a| a.incarnation == self.incarnation && a.sequence >= self.epoch_seq)
+                }),
+            })
     }
 
     /// Starts a new epoch: peers' earlier acknowledgements no longer count.

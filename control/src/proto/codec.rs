@@ -20,7 +20,8 @@ pub const MAX_RUNS: usize = (MAX_DATAGRAM - HEADER_LEN - MAC_LEN) / 4;
 
 const FLAG_ACTIVE: u8 = 1;
 const FLAG_ACK: u8 = 2;
-const KNOWN_FLAGS: u8 = FLAG_ACTIVE | FLAG_ACK;
+const FLAG_UNSETTLED: u8 = 4;
+const KNOWN_FLAGS: u8 = FLAG_ACTIVE | FLAG_ACK | FLAG_UNSETTLED;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -104,6 +105,9 @@ impl Codec {
         }
         if hb.ack.is_some() {
             flags |= FLAG_ACK;
+        }
+        if !hb.settled {
+            flags |= FLAG_UNSETTLED;
         }
         buf.extend_from_slice(&[VERSION, hb.state.to_wire(), flags, hb.sender, hb.dest, 0]);
         buf.extend_from_slice(&hb.weight.to_be_bytes());
@@ -204,6 +208,7 @@ impl Codec {
             state,
             weight: u16_at(6),
             active: flags & FLAG_ACTIVE != 0,
+            settled: flags & FLAG_UNSETTLED == 0,
             view: u64_at(36),
             view_digest: u64_at(44),
             generation: u64_at(52),

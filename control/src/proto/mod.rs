@@ -28,7 +28,8 @@
 //! ```
 //!
 //! All integers are big-endian. Flags: bit 0 `ACTIVE` (the sender accepts new connections in
-//! at least one bucket), bit 1 `ACK` (the ack fields are valid). A datagram is at most
+//! at least one bucket), bit 1 `ACK` (the ack fields are valid), bit 2 `UNSETTLED` (the sender
+//! started less than `dead_after` ago and has not heard every configured peer yet). A datagram is at most
 //! [`MAX_DATAGRAM`] bytes: at most [`MAX_RUNS`] drain runs; larger drain sets are coarsened
 //! (see [`DrainSet::coarsen`]).
 //!
@@ -135,6 +136,9 @@ pub struct Heartbeat {
     pub weight: u16,
     /// The sender accepts new connections in at least one bucket.
     pub active: bool,
+    /// The sender has heard every configured peer since it started, or started at least
+    /// `dead_after` ago: its view may be relied upon to take buckets from absent nodes.
+    pub settled: bool,
     /// The sender's view: the live UP members it assigns buckets to (bit i = node i).
     pub view: u64,
     /// Digest of the sender's assignment inputs (members, weights, config); two nodes with the

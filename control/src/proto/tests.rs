@@ -14,6 +14,7 @@ fn sample() -> Heartbeat {
         state: NodeState::Up,
         weight: 3,
         active: true,
+        settled: true,
         view: 0b10_0110,
         view_digest: 0xdead_beef_0bad_cafe,
         generation: 9,
@@ -39,6 +40,7 @@ fn round_trip() {
     let mut bare = sample();
     bare.ack = None;
     bare.active = false;
+    bare.settled = false;
     bare.drain = DrainSet::new();
     bare.state = NodeState::Stopping;
     let bytes = tx.encode(&bare).unwrap();
@@ -52,6 +54,9 @@ fn layout_fixture() {
     let (tx, _) = codecs();
     let bytes = tx.encode(&sample()).unwrap();
     assert_eq!(&bytes[..12], &[1, 2, 3, 2, 5, 0, 0, 3, 0, 0, 0, 77]);
+    let mut unsettled = sample();
+    unsettled.settled = false;
+    assert_eq!(tx.encode(&unsettled).unwrap()[2], 3 | 4);
     assert_eq!(&bytes[20..28], &42u64.to_be_bytes());
     assert_eq!(&bytes[36..44], &0b10_0110u64.to_be_bytes());
     assert_eq!(&bytes[68..76], &1000u64.to_be_bytes());
@@ -178,14 +183,14 @@ fn arb_state() -> impl Strategy<Value = NodeState> {
 prop_compose! {
     fn arb_heartbeat()(
         sender in 0u8..64, incarnation in any::<u64>(), sequence in any::<u64>(), state in arb_state(),
-        weight in any::<u16>(), active in any::<bool>(), view in any::<u64>(), view_digest in any::<u64>(),
+        weight in any::<u16>(), active in any::<bool>(), settled in any::<bool>(), view in any::<u64>(), view_digest in any::<u64>(),
         generation in any::<u64>(), timestamp_ns in any::<u64>(), ack in proptest::option::of((any::<u64>(), any::<u64>())),
         buckets in proptest::collection::btree_set(0u32..65536, 0..400),
     ) -> Heartbeat {
         let mut drain = DrainSet::from_sorted(buckets);
         drain.coarsen(MAX_RUNS);
         Heartbeat {
-            cluster_id: 77, sender, dest: 5, incarnation, sequence, state, weight, active, view, view_digest,
+            cluster_id: 77, sender, dest: 5, incarnation, sequence, state, weight, active, settled, view, view_digest,
             generation, timestamp_ns, ack: ack.map(|(incarnation, sequence)| Ack { incarnation, sequence }), drain,
         }
     }
