@@ -128,8 +128,6 @@ pub struct Daemon {
     last_snap: Option<DataplaneStatus>,
     table: Option<TableWriter>,
     pending_publish: Option<(Vec<BucketEntry>, u64)>,
-    /// The membership's table, as last published.
-    entries: Vec<BucketEntry>,
     sup: Option<supervisor::Supervisor>,
     /// Zero flows were fed to the membership (no data plane, or it is not ready).
     zero_flows_fed: bool,

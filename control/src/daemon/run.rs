@@ -4,7 +4,7 @@ use std::fs;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use farm_table::{BucketEntry, TableError, TableParams, TableWriter, MAX_NODES};
+use farm_table::{TableError, TableParams, TableWriter, MAX_NODES};
 use mio::{Events, Poll, Token, Waker};
 use tracing::{debug, info, warn};
 
@@ -132,7 +132,6 @@ impl Daemon {
             last_snap: None,
             table,
             pending_publish: None,
-            entries: Vec::new(),
             sup,
             zero_flows_fed: false,
             status,
@@ -467,7 +466,6 @@ impl Daemon {
                     Err(e) => warn!(dest = hb.dest, error = %e, "cannot encode a heartbeat"),
                 },
                 Action::Publish { entries, live } => {
-                    self.entries.clone_from(&entries);
                     if self.table.is_some() {
                         self.pending_publish = Some((entries, live));
                         self.flush_publish(now);
@@ -539,10 +537,5 @@ impl Daemon {
             }
         }
         self.dp_events(events, now);
-    }
-
-    /// Entries of the membership's table (for the status).
-    pub(super) fn entries(&self) -> &[BucketEntry] {
-        &self.entries
     }
 }

@@ -28,7 +28,7 @@ impl Daemon {
         let mnow = self.mnow(now);
         let advertised = self.advertised(now);
         let peers = self.node.peers();
-        let entries = self.entries();
+        let entries = self.node.entries();
         let mut owned = [0u32; 64];
         for e in entries {
             if e.owner != NO_NODE {
@@ -74,7 +74,7 @@ impl Daemon {
             _ => None,
         };
         if self.status_generation != self.node.generation() || st.table.len() != entries.len() {
-            st.table.clone_from(&self.entries);
+            st.table = entries.to_vec();
         }
         drop(st);
         self.status_generation = self.node.generation();

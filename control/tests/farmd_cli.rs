@@ -1,0 +1,309 @@
+//! farmd as a process, alone: configuration errors, `--check`, control-only mode, commands
+//! through the API, SIGTERM, and the supervision of a (fake) data plane.
+
+use std::fs;
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use farm_control::api::{ApiClient, Status};
+use farm_control::lifecycle::{Command as LcCommand, State};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const TOKEN: &str = "farmd-cli-test-token";
+
+struct Env {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    config: PathBuf,
+    api_port: u16,
+    child: Option<Child>,
+}
+
+fn private(path: &Path, text: &str, mode: u32) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// One node on 127.0.0.1; `extra` is appended to the file (e.g. a `[dataplane]` section).
+fn env(dataplane: &str, extra: &str) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let hb_port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let api_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    private(&root.join("secret"), "0123456789abcdef0123456789abcdef", 0o600);
+    private(&root.join("token"), TOKEN, 0o600);
+    let config = root.join("farm.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"
+[module]
+name = "web"
+cluster_id = 7
+buckets = 256
+secret_file = "{root}/secret"
+log_dir = "{root}/log"
+run_dir = "{root}/run"
+table_file = "{root}/table"
+
+[[node]]
+name = "n1"
+addrs = ["127.0.0.1"]
+
+[heartbeat]
+port = {hb_port}
+
+[[vip]]
+addr = "198.18.0.100"
+[[vip.rule]]
+proto = "tcp"
+ports = "80"
+
+[dataplane]
+{dataplane}
+
+[api]
+listen = "127.0.0.1:{api_port}"
+token_file = "{root}/token"
+{extra}
+"#,
+            root = root.display(),
+        ),
+    )
+    .unwrap();
+    Env { _dir: dir, root, config, api_port, child: None }
+}
+
+impl Env {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_farmd")).arg("--config").arg(&self.config).args(args).output().unwrap()
+    }
+
+    fn spawn(&mut self, args: &[&str]) {
+        let stderr = fs::File::create(self.root.join("farmd.stderr")).unwrap();
+        self.child = Some(
+            Command::new(env!("CARGO_BIN_EXE_farmd"))
+                .arg("--config")
+                .arg(&self.config)
+                .args(["--node", "n1"])
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .unwrap(),
+        );
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(self.root.join("farmd.stderr")).unwrap_or_default()
+    }
+
+    fn api(&self) -> ApiClient {
+        ApiClient::new(&format!("http://127.0.0.1:{}", self.api_port), Some(TOKEN.into()), Duration::from_secs(2))
+    }
+
+    /// Polls the status until `pred` holds.
+    fn wait_status(&self, within: Duration, pred: impl Fn(&Status) -> bool) -> Status {
+        let t0 = Instant::now();
+        loop {
+            if let Ok(st) = self.api().status() {
+                if pred(&st) {
+                    return st;
+                }
+                assert!(t0.elapsed() < within, "status not reached after {within:?}: {st:?}\n{}", self.stderr());
+            } else {
+                assert!(t0.elapsed() < within, "no API after {within:?}\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn sigterm_and_wait(&mut self, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(t0.elapsed() < within, "farmd did not exit after SIGTERM\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn module_log(&self) -> String {
+        fs::read_to_string(self.root.join("log/module.log")).unwrap_or_default()
+    }
+
+    /// Nothing was created next to the config.
+    fn assert_untouched(&self) {
+        for p in ["table", "log", "run"] {
+            assert!(!self.root.join(p).exists(), "{p} was created");
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn one_error_line(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+    assert!(lines[0].starts_with("farmd: error: "), "{err}");
+    lines[0].to_string()
+}
+
+fn running(pid: u32) -> bool {
+    fs::read_link(format!("/proc/{pid}/exe")).is_ok()
+}
+
+#[test]
+fn bad_configurations_exit_non_zero_with_one_line_and_touch_nothing() {
+    // Unknown key: file, line, key.
+    let e = env("enabled = false", "\n[heartbeat2]\nx = 1\n");
+    let o = e.run(&["--node", "n1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let line = one_error_line(&o);
+    assert!(line.contains("farm.toml") && line.contains("heartbeat2"), "{line}");
+    e.assert_untouched();
+
+    // A secret readable by others.
+    let e = env("enabled = false", "");
+    fs::set_permissions(e.root.join("secret"), fs::Permissions::from_mode(0o644)).unwrap();
+    let o = e.run(&["--node", "n1", "--start"]);
+    assert_eq!(o.status.code(), Some(2));
+    let line = one_error_line(&o);
+    assert!(line.contains("module.secret_file") && line.contains("0600"), "{line}");
+    e.assert_untouched();
+
+    // No such node.
+    let o = e.run(&["--node", "n9"]);
+    assert_ne!(o.status.code(), Some(0));
+    let line = one_error_line(&o);
+    assert!(line.contains("n9"), "{line}");
+    e.assert_untouched();
+
+    // The data-plane program does not exist.
+    let e = env("uplink = \"net_null0\"\nbinary = \"/nonexistent/farm-dataplane\"", "");
+    let o = e.run(&["--node", "n1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let line = one_error_line(&o);
+    assert!(line.contains("dataplane.binary"), "{line}");
+    e.assert_untouched();
+
+    // --check on a good file: ok, nothing created.
+    let e = env("enabled = false", "");
+    let o = e.run(&["--node", "n1", "--check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok");
+    e.assert_untouched();
+}
+
+#[test]
+fn control_only_starts_in_stop_obeys_commands_and_exits_on_sigterm() {
+    let mut e = env("enabled = false", "");
+    e.spawn(&[]);
+    let st = e.wait_status(Duration::from_secs(10), |_| true);
+    assert_eq!(st.state, State::Stop, "the module stays in STOP without --start");
+    assert!(!e.root.join("table").exists(), "control-only mode writes no table");
+    assert!(e.api().get_text("/var/modules/web/ready.txt").is_err());
+
+    e.api().command(LcCommand::Start, Some("test")).unwrap();
+    // A single node owns every bucket once its startup grace (dead_after) is over.
+    let st = e.wait_status(Duration::from_secs(10), |s| s.state == State::Up && s.buckets_owned == 256);
+    assert_eq!(st.view, vec![0]);
+    assert_eq!(st.members.len(), 1);
+    assert_eq!(st.members[0].buckets, 256);
+    assert!(st.dataplane.is_none());
+    assert_eq!(e.api().get_text("/var/modules/web/ready.txt").unwrap().trim(), "OK");
+
+    e.api().command(LcCommand::Stop, None).unwrap();
+    let st = e.wait_status(Duration::from_secs(10), |s| s.state == State::Stop);
+    assert_eq!(st.buckets_owned, 0);
+
+    let status = e.sigterm_and_wait(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "{}", e.stderr());
+    let log = e.module_log();
+    assert!(log.contains("admin start from") && log.contains("test"), "{log}");
+    assert!(log.contains("farmd exited"), "{log}");
+}
+
+/// A fake data plane: records its arguments, then runs `body`.
+fn fake_dataplane(root: &Path, body: &str) -> PathBuf {
+    let p = root.join("fake-dataplane");
+    let script = format!("#!/bin/sh\necho \"$@\" >> {}/dp-args\n{body}\n", root.display());
+    private(&p, &script, 0o755);
+    p
+}
+
+#[test]
+fn a_data_plane_that_never_stamps_holds_the_node_in_wait_and_is_stopped_with_farmd() {
+    let mut e = env("uplink = \"net_null0\"\nbinary = \"@DP@\"", "");
+    let dp = fake_dataplane(&e.root, "exec sleep 60");
+    let text = fs::read_to_string(&e.config).unwrap().replace("@DP@", &dp.display().to_string());
+    fs::write(&e.config, text).unwrap();
+    e.spawn(&["--start"]);
+    let st = e.wait_status(Duration::from_secs(10), |s| s.state == State::Wait);
+    assert_eq!(st.waiting_on, vec!["dataplane".to_string()], "{st:?}");
+    assert_eq!(st.buckets_owned, 0);
+    assert!(e.api().get_text("/var/modules/web/ready.txt").is_err(), "not ready while the data plane is not");
+    // It was started with the config, the node and the table, in its own process group.
+    let args = fs::read_to_string(e.root.join("dp-args")).unwrap();
+    let table = e.root.join("table");
+    assert_eq!(args.trim(), format!("--config {} --node n1 --table {}", e.config.display(), table.display()));
+    assert!(table.exists());
+    let pid: u32 = fs::read_to_string(e.root.join("run/dataplane.pid")).unwrap().trim().parse().unwrap();
+    assert!(running(pid));
+    assert_eq!(nix::unistd::getpgid(Some(Pid::from_raw(pid as i32))).unwrap().as_raw(), pid as i32);
+
+    let status = e.sigterm_and_wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", e.stderr());
+    assert!(!running(pid), "the data plane is stopped with farmd");
+    assert!(!e.root.join("run/dataplane.pid").exists());
+}
+
+#[test]
+fn a_data_plane_that_keeps_dying_is_restarted_per_policy_then_the_module_stops() {
+    let mut e = env("uplink = \"net_null0\"\nbinary = \"@DP@\"", "\n[restart]\nmaxloop = 1\nloop_interval = \"1h\"\n");
+    let dp = fake_dataplane(&e.root, "exit 3");
+    let text = fs::read_to_string(&e.config).unwrap().replace("@DP@", &dp.display().to_string());
+    fs::write(&e.config, text).unwrap();
+    e.spawn(&["--start"]);
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(15);
+    while !e.module_log().contains("stopping the module") {
+        assert!(Instant::now() < deadline, "{}\n{}", e.module_log(), e.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = e.wait_status(Duration::from_secs(10), |s| s.state == State::Stop);
+    assert_eq!(st.buckets_owned, 0);
+    let starts = fs::read_to_string(e.root.join("dp-args")).unwrap().lines().count();
+    assert_eq!(starts, 2, "started, restarted once (maxloop 1), then given up");
+    let log = e.module_log();
+    assert!(log.contains("exited with code 3; restarting it"), "{log}");
+    assert!(log.contains("exited with code 3; not restarted"), "{log}");
+    // It stays down.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(fs::read_to_string(e.root.join("dp-args")).unwrap().lines().count(), 2);
+    // An administrator's start resets the policy and starts the data plane again.
+    e.api().command(LcCommand::Start, None).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fs::read_to_string(e.root.join("dp-args")).unwrap().lines().count() < 3 {
+        assert!(Instant::now() < deadline, "{}", e.module_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = e.sigterm_and_wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", e.stderr());
+}
