@@ -22,6 +22,9 @@ const TOKEN: &str = "farmd-cluster-test-token";
 const BUCKETS: usize = 256;
 const NODES: usize = 4; // n1..n3 and the impostor n4 (wrong secret)
 
+/// The tests of this file run one at a time: timings on a 2-core machine.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 struct Cluster {
     _dir: tempfile::TempDir,
     root: PathBuf,
@@ -54,11 +57,13 @@ fn free_ports(net: [u8; 2]) -> (u16, u16) {
 }
 
 impl Cluster {
-    fn new() -> Cluster {
+    /// Four nodes' configurations with these heartbeat timers; `variant` picks distinct
+    /// addresses for each test of this file.
+    fn new(pulse_ms: u64, dead_after_ms: u64, variant: u8) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         // A /16 of 127/8 of its own, so that other tests on this machine never collide.
-        let net = [100 + (std::process::id() % 100) as u8, (std::process::id() / 100 % 250) as u8];
+        let net = [100 + (std::process::id() % 50) as u8 * 2 + variant, (std::process::id() / 100 % 250) as u8];
         let (hb_port, api_port) = free_ports(net);
         private(&root.join("secret"), "the-cluster-secret-0123456789abcdef");
         private(&root.join("wrong-secret"), "an-impostor-secret-0123456789abcdef");
@@ -83,6 +88,8 @@ table_file = "{root}/{{node}}/table"
 {nodes}
 [heartbeat]
 port = {hb_port}
+pulse = "{pulse_ms}ms"
+dead_after = "{dead_after_ms}ms"
 
 [[vip]]
 addr = "198.18.0.100"
@@ -281,7 +288,8 @@ fn assert_spread(owned: &[usize], n: usize) {
 
 #[test]
 fn three_nodes_agree_fail_over_rejoin_and_leave() {
-    let mut c = Cluster::new();
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = Cluster::new(100, 1000, 0);
     for k in 0..NODES {
         c.start(k);
     }
@@ -372,4 +380,34 @@ fn three_nodes_agree_fail_over_rejoin_and_leave() {
     eprintln!("I1 monitor: {rounds} rounds, {} violations", violations.len());
     assert!(rounds > 100, "the monitor ran");
     assert!(violations.is_empty(), "I1 violated: {:?}", &violations[..violations.len().min(10)]);
+}
+
+#[test]
+fn fast_timers_fail_over_within_a_few_pulses() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    // pulse 20 ms, dead after 200 ms (the design's fast profile: failover <= 300 ms).
+    let mut c = Cluster::new(20, 200, 1);
+    let all = [0, 1, 2];
+    for k in all {
+        c.start(k);
+    }
+    c.wait_agreement(&all, Duration::from_secs(15));
+    let mut samples = Vec::new();
+    for round in 0..5 {
+        let victim = round % 3;
+        let survivors: Vec<usize> = all.iter().copied().filter(|&k| k != victim).collect();
+        let t0 = Instant::now();
+        c.procs[victim].as_mut().unwrap().kill().unwrap();
+        c.procs[victim].take().unwrap().wait().unwrap();
+        let (owned, _) = c.wait_agreement(&survivors, Duration::from_secs(5));
+        samples.push(t0.elapsed());
+        assert_spread(&owned, 2);
+        fs::remove_file(c.table_path(victim)).unwrap();
+        c.start(victim);
+        c.wait_agreement(&all, Duration::from_secs(10));
+    }
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    eprintln!("FAILOVER with pulse 20 ms, dead_after 200 ms, 5 kills: min {:.0} ms, median {:.0} ms, max {:.0} ms", ms[0], ms[2], ms[4]);
+    assert!(ms[4] < 2000.0, "{ms:?}");
 }

@@ -507,7 +507,7 @@ impl Daemon {
                 gap.as_millis()
             )),
             Event::LeaseExpired => self.logs.warn("no majority acknowledged this node: released every bucket"),
-            Event::Left => info!("left the farm"),
+            Event::Left => debug!("left the farm"),
         }
     }
 
