@@ -252,6 +252,7 @@ impl Node {
     /// Ends drains that timed out, or whose bucket has no flow left (after one pulse, so that
     /// the data plane has applied the release before its count is trusted).
     pub(crate) fn update_drains(&mut self, now: Duration) {
+        self.last_drain_scan = Some(now);
         if self.draining_count == 0 {
             self.next_drain_deadline = None;
             return;

@@ -10,6 +10,14 @@ use super::config::{Config, ConfigError, Takeover};
 use super::peer::{Heard, Liveness, Peer, PeerInfo};
 use crate::proto::{Ack, Codec, DrainSet, EncodeError, Heartbeat, NodeState, Reject, RejectCounters, ReplayGuard};
 
+/// Never done, or done at least `period` before `now`.
+fn due(last: Option<Duration>, now: Duration, period: Duration) -> bool {
+    match last {
+        None => true,
+        Some(t) => now >= t + period,
+    }
+}
+
 /// What the runtime must do. Returned by [`Node::tick`], in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -142,6 +150,8 @@ pub struct Node {
     pub(crate) drain_set: DrainSet,
     pub(crate) drain_dirty: bool,
     pub(crate) next_drain_deadline: Option<Duration>,
+    /// Last full scan of the drains (at most one per pulse, unless a deadline is due).
+    pub(crate) last_drain_scan: Option<Duration>,
     pub(crate) flows: Option<Vec<u32>>,
     // Publication.
     pub(crate) published: Vec<BucketEntry>,
@@ -201,6 +211,7 @@ impl Node {
             drain_set: DrainSet::new(),
             drain_dirty: false,
             next_drain_deadline: None,
+            last_drain_scan: None,
             flows: None,
             published: Vec::new(),
             published_live: 0,
@@ -299,7 +310,10 @@ impl Node {
     /// Timers: peer deaths, drains, lease; heartbeats due. Returns every pending action.
     pub fn tick(&mut self, now: Duration) -> Vec<Action> {
         self.advance(now);
-        self.update_drains(now);
+        let scan_due = due(self.last_drain_scan, now, self.cfg.pulse);
+        if scan_due || self.next_drain_deadline.is_some_and(|d| now >= d) {
+            self.update_drains(now);
+        }
         self.update(now);
         while let Some(&(_, t)) = self.sent_log.front() {
             if t + self.cfg.dead_after < now {

@@ -14,6 +14,14 @@ use farm_table::{BucketEntry, NO_NODE};
 use super::rng::Rng;
 
 pub const SECRET: &[u8] = b"simulation-secret-0123456789";
+
+/// Whether a data-plane lease is valid at `now` (`None`: unlimited).
+fn lease_valid(lease: Option<Duration>, now: Duration) -> bool {
+    match lease {
+        None => true,
+        Some(l) => now < l,
+    }
+}
 pub const MS: Duration = Duration::from_millis(1);
 
 #[derive(Clone, Debug)]
@@ -33,6 +41,9 @@ pub struct Params {
     pub check_i2: bool,
     /// New connections per second (all buckets).
     pub syn_rate: f64,
+    /// The data plane honours `Action::Lease` (else only the published tables count: farmd
+    /// must publish the release itself when its lease runs out).
+    pub enforce_lease: bool,
 }
 
 impl Params {
@@ -50,6 +61,7 @@ impl Params {
             use_codec: false,
             check_i2: false,
             syn_rate: 40.0,
+            enforce_lease: true,
         }
     }
 
@@ -160,6 +172,9 @@ pub struct Stats {
     pub flows: u64,
     pub syn_dropped: u64,
     pub stalls: u64,
+    /// Longest time a bucket released by a live node stayed unowned before its new owner
+    /// took it.
+    pub max_handover_gap: Duration,
 }
 
 pub struct Sim {
@@ -184,6 +199,8 @@ pub struct Sim {
     witness: Option<(usize, Duration)>,
     pub witness_cut: Vec<bool>,
     log: VecDeque<String>,
+    /// Buckets released by a live node and not yet taken: since when.
+    unowned_since: Vec<Option<Duration>>,
     /// Heartbeats from a to b whose every copy was lost since b last accepted one from a.
     pub loss_streak: Vec<Vec<u32>>,
     /// `FARM_SIM_TRACE_PAIR=a,b`: log every datagram between a and b.
@@ -225,6 +242,7 @@ impl Sim {
             witness_cut: vec![false; n],
             log: VecDeque::new(),
             loss_streak: vec![vec![0; n]; n],
+            unowned_since: vec![None; p.n_buckets as usize],
             trace_pair: std::env::var("FARM_SIM_TRACE_PAIR").ok().and_then(|v| {
                 let (a, b) = v.split_once(',')?;
                 Some((a.parse().ok()?, b.parse().ok()?))
@@ -525,15 +543,26 @@ impl Sim {
                 Action::Send(hb) => self.send(i, hb),
                 Action::Publish { entries, .. } => {
                     self.stats.publishes += 1;
+                    let before: Vec<bool> = (0..self.p.n_buckets as usize).map(|b| self.claims(i, b)).collect();
                     self.hosts[i].table = entries;
+                    self.track_gaps(i, &before);
                     self.check_i1();
                     if self.p.check_i2 {
                         self.check_i2();
                     }
                 }
                 Action::Lease { until } => {
-                    self.hosts[i].lease = until;
-                    self.check_i1();
+                    // Only a lease going from expired to valid (or back) changes what the data
+                    // plane accepts at this instant; a renewal of a valid lease does not.
+                    let (was, is) = (lease_valid(self.hosts[i].lease, self.now), lease_valid(until, self.now));
+                    if was == is || !self.p.enforce_lease {
+                        self.hosts[i].lease = until;
+                    } else {
+                        let before: Vec<bool> = (0..self.p.n_buckets as usize).map(|b| self.claims(i, b)).collect();
+                        self.hosts[i].lease = until;
+                        self.track_gaps(i, &before);
+                        self.check_i1();
+                    }
                 }
                 Action::Event(e) => {
                     match &e {
@@ -599,13 +628,41 @@ impl Sim {
 
     // ---- invariants ----
 
+    /// Handover gaps: a bucket node `i` stopped accepting with nobody else accepting it starts
+    /// a gap; the next node to accept it ends the gap.
+    fn track_gaps(&mut self, i: usize, before: &[bool]) {
+        for (b, &was) in before.iter().enumerate() {
+            let now_claims = self.claims(i, b);
+            if was && !now_claims {
+                if !(0..self.p.n).any(|j| self.claims(j, b)) && self.unowned_since[b].is_none() {
+                    self.unowned_since[b] = Some(self.now);
+                }
+            } else if !was && now_claims {
+                if let Some(t) = self.unowned_since[b].take() {
+                    self.stats.max_handover_gap = self.stats.max_handover_gap.max(self.now - t);
+                }
+            }
+        }
+    }
+
+    /// Forgets open gaps (after faults that legitimately leave buckets orphaned for longer).
+    pub fn reset_gaps(&mut self) {
+        self.unowned_since.iter_mut().for_each(|g| *g = None);
+    }
+
     /// Whether node `i`'s data plane accepts new connections in `b` now.
     pub fn claims(&self, i: usize, b: usize) -> bool {
         let h = &self.hosts[i];
-        h.node.is_some() && h.table.get(b).is_some_and(|e| e.owner == i as u8) && match h.lease {
-            None => true,
-            Some(l) => self.now < l,
-        }
+        let leased = !self.p.enforce_lease || lease_valid(h.lease, self.now);
+        h.node.is_some() && h.table.get(b).is_some_and(|e| e.owner == i as u8) && leased
+    }
+
+    /// Per node: whether its data plane accepts anything at all now (alive, lease valid).
+    fn accepting(&self) -> Vec<bool> {
+        self.hosts
+            .iter()
+            .map(|h| h.node.is_some() && (!self.p.enforce_lease || lease_valid(h.lease, self.now)))
+            .collect()
     }
 
     /// I1: at most one node accepts new connections in a bucket (with `Always`, only among
@@ -613,10 +670,11 @@ impl Sim {
     pub fn check_i1(&mut self) {
         self.stats.i1_checks += 1;
         let global = self.p.takeover == Takeover::Majority;
+        let ok = self.accepting();
         for b in 0..self.p.n_buckets as usize {
             let mut first: Option<usize> = None;
-            for i in 0..self.p.n {
-                if !self.claims(i, b) {
+            for (i, &ok_i) in ok.iter().enumerate() {
+                if !(ok_i && self.hosts[i].table.get(b).is_some_and(|e| e.owner == i as u8)) {
                     continue;
                 }
                 match first {
