@@ -177,10 +177,12 @@ token_file = "{root}/token"
         Ok(owned)
     }
 
+    /// Waits until [`Cluster::agreement`] holds with every member owning some buckets.
     fn wait_agreement(&self, members: &[usize], within: Duration) -> (Vec<usize>, Duration) {
         let t0 = Instant::now();
         loop {
-            match self.agreement(members) {
+            // A member that owns nothing yet (e.g. still STARTING) is not done joining.
+            match self.agreement(members).and_then(|o| if o.contains(&0) { Err(format!("owned {o:?}")) } else { Ok(o) }) {
                 Ok(owned) => return (owned, t0.elapsed()),
                 Err(e) if t0.elapsed() > within => panic!("no agreement among {members:?} after {within:?}: {e}\n{}", self.logs()),
                 Err(_) => std::thread::sleep(Duration::from_millis(5)),
