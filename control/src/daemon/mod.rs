@@ -139,6 +139,8 @@ pub struct Daemon {
     witness: Option<witness::Witness>,
     /// The lifecycle said Join (and not Leave since).
     joined: bool,
+    /// The lifecycle is UP but the data plane holds the node out (logged on change).
+    dp_held: bool,
     /// The lifecycle said Leave and waits for `left`.
     leaving_since: Option<Instant>,
     counters: Counters,

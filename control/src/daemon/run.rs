@@ -141,6 +141,7 @@ impl Daemon {
             signals,
             witness,
             joined: false,
+            dp_held: false,
             leaving_since: None,
             counters: Counters::default(),
             term_signals: 0,
@@ -363,14 +364,18 @@ impl Daemon {
     }
 
     fn sync_state(&mut self, now: Instant) {
+        let up = self.joined && self.rt.state() == State::Up;
+        let held = up && !self.dataplane_settled(now);
+        if held != self.dp_held {
+            self.dp_held = held;
+            if held {
+                self.logs.warn("data plane not ready: the node stays out of the farm (WAIT)");
+            } else if up {
+                self.logs.info("data plane ready: the node joins the farm");
+            }
+        }
         let s = self.advertised(now);
         if s != self.node.state() {
-            if self.rt.state() == State::Up {
-                match s {
-                    NodeState::Up => self.logs.info("data plane ready: joining the farm"),
-                    _ => self.logs.warn("data plane not ready: out of the farm"),
-                }
-            }
             self.node.set_state(self.mnow(now), s);
         }
     }
