@@ -80,9 +80,11 @@ fn expect_converged(sim: &mut Sim, from: Duration, what: &str) -> Duration {
 
 /// Crashes and restarts on a clean network (with some reordering), with client flows: I1, I2,
 /// I3 (tight: one pulse after the last survivor notices), convergence.
-fn crash_restart(seed: u64) {
-    let n = 2 + (seed % 5) as usize;
+fn crash_restart(seed: u64, takeover: Takeover) {
+    // With a majority, two nodes cannot lose one and keep a quorum.
+    let n = if takeover == Takeover::Majority { 3 + (seed % 4) as usize } else { 2 + (seed % 5) as usize };
     let mut p = Params::new(n);
+    p.takeover = takeover;
     p.check_i2 = true;
     let net = NetParams { slow: 0.02, slow_max: 50 * MS, ..NetParams::clean() };
     let mut sim = Sim::new(seed, p, net);
@@ -387,7 +389,12 @@ fn run(name: &str, seeds: Vec<u64>, f: impl Fn(u64)) {
 
 #[test]
 fn sim_crash_restart_i1_i2_i3() {
-    run("crash_restart", seeds(1, 200), crash_restart);
+    run("crash_restart", seeds(1, 200), |s| crash_restart(s, Takeover::Always));
+}
+
+#[test]
+fn sim_crash_restart_majority_i1_i2_i3() {
+    run("crash_restart majority", seeds(10, 100), |s| crash_restart(s, Takeover::Majority));
 }
 
 #[test]

@@ -16,9 +16,12 @@
 //!
 //! # Handover (invariant I1: release before acquire)
 //! A node *acquires* the buckets its view assigns to it only when every peer that may be alive
-//! has sent a heartbeat that (a) reports the same view and digest, and (b) acknowledges a
-//! heartbeat of this node sent since its view began (its *epoch*). Such a peer had released,
-//! before sending it, every bucket the common view gives to someone else. Two consequences:
+//! has sent a heartbeat that (a) reports the same view and digest, (b) acknowledges a
+//! heartbeat of this node sent since its view began (its *epoch*), and (c) is *settled*: its
+//! sender has heard every configured peer since it started, or started `dead_after` ago (a
+//! restarted node has forgotten whom its previous incarnation acknowledged; until then its
+//! view is no evidence that an unheard node is gone). Such a peer had released, before sending
+//! it, every bucket the common view gives to someone else. Two consequences:
 //! - two nodes that hear each other never own one bucket: in rendezvous hashing the pairwise
 //!   order of two nodes on a bucket does not depend on the other members, so if both views
 //!   contain both nodes, at most one of them wins the bucket;
@@ -35,8 +38,11 @@
 //! [`Takeover::Majority`] a node owns buckets only under a *lease*: the heartbeats of this node
 //! acknowledged by a quorum of peers (the witness vote counts as one) were sent at time `t`,
 //! and no such peer can declare this node dead before `t + dead_after`; ownership is valid
-//! until `t + dead_after - pulse` ([`Action::Lease`], to be enforced by the data plane). Any
-//! two quorums intersect, so I1 then holds globally.
+//! until `t + dead_after - pulse` ([`Action::Lease`]). Any two quorums intersect, so I1 then
+//! holds globally. This node also releases everything itself when its lease runs out (its
+//! timer, [`Node::next_deadline`], includes the lease end), a pulse before any peer may take
+//! over: that suffices while farmd runs; a data plane that honours the lease also covers a
+//! stopped farmd (SIGSTOP), which cannot publish anything.
 //!
 //! # Draining (invariant I2)
 //! A released bucket *drains*: the node publishes `prev_owner = self` for it (its data plane
