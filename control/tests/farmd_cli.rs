@@ -307,3 +307,69 @@ fn a_data_plane_that_keeps_dying_is_restarted_per_policy_then_the_module_stops()
     let status = e.sigterm_and_wait(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", e.stderr());
 }
+
+#[test]
+fn a_reader_stuck_on_an_old_generation_gets_the_data_plane_killed_as_wedged() {
+    use farm_control::checkers::dataplane::monotonic_ns;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let mut e = env("uplink = \"net_null0\"\nbinary = \"@DP@\"", "");
+    let dp = fake_dataplane(&e.root, "exec sleep 60");
+    let text = fs::read_to_string(&e.config).unwrap().replace("@DP@", &dp.display().to_string());
+    fs::write(&e.config, text).unwrap();
+    e.spawn(&["--start"]);
+    let pid_file = e.root.join("run/dataplane.pid");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid: u32 = loop {
+        if let Some(p) = fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse().ok()) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "{}", e.stderr());
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // This test plays the data plane's part in the table: its pid, liveness stamps; lcore 0
+    // acknowledges the current generation once and then never again (a wedged worker).
+    let table = Arc::new(farm_table::TableReader::open(&e.root.join("table")).unwrap());
+    table.set_pid(pid);
+    // After farmd's first publication of the membership's table (generation 2).
+    while table.peek().0 < 2 {
+        assert!(Instant::now() < deadline, "{}", e.stderr());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (t, s) = (table.clone(), stop.clone());
+    let stamper = std::thread::spawn(move || {
+        let mut lcore = t.lcore(0).unwrap();
+        let g = lcore.begin().generation();
+        while !s.load(Ordering::Relaxed) {
+            lcore.stamp(monotonic_ns());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        g
+    });
+    // Ready, then UP after dead_after: the join publishes the table the lcore runs on (one
+    // publication is allowed past it), the stop another, which the stuck lcore blocks.
+    e.wait_status(Duration::from_secs(10), |s| s.buckets_owned == 256);
+    e.api().command(LcCommand::Stop, None).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !e.module_log().contains("stuck on table generation") {
+        assert!(Instant::now() < deadline, "{}\n{}", e.module_log(), e.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let acked = stamper.join().unwrap();
+    let log = e.module_log();
+    assert!(log.contains(&format!("data plane (pid {pid}) wedged: lcore 0 stuck on table generation {acked}")), "{log}");
+    assert!(!running(pid), "the wedged data plane was killed");
+    // The table was published anyway (readers reset), and a new data plane started.
+    let (generation, _, _) = table.peek();
+    assert!(generation > acked + 1, "generation {generation}, stuck reader on {acked}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fs::read_to_string(e.root.join("dp-args")).unwrap().lines().count() < 2 {
+        assert!(Instant::now() < deadline, "{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = e.sigterm_and_wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", e.stderr());
+}
