@@ -24,11 +24,12 @@
 //!   take new connections), and reports `left` to the lifecycle once nothing is owned or
 //!   draining and the live peers' views exclude it (or after `3 x dead_after`). Only then does
 //!   `stop_both` run.
-//! - **Data plane** ([`supervisor`]): started at start-up, kept running in every state (its
-//!   TAP carries the node address: heartbeats flow in STOP and WAIT), restarted on its way
-//!   through STOP (`stopstart`, admin restart), restarted per the `[restart]` policy when it
-//!   dies or its liveness stamp is older than `dataplane.liveness_timeout`; when the policy
-//!   gives up the module stops. A table publication that finds a reader lcore stuck on an old
+//! - **Data plane** ([`supervisor`]): started at start-up and kept running in every state,
+//!   module restarts included (its TAP carries the node address: heartbeats flow in STOP and
+//!   WAIT, and a restarted TAP loses the address until it is configured again); restarted per
+//!   the `[restart]` policy when it dies or its liveness stamp is older than
+//!   `dataplane.liveness_timeout`; when the policy gives up the module stops (an
+//!   administrator's start resets the policy and starts the data plane again). A table publication that finds a reader lcore stuck on an old
 //!   generation for [`PUBLISH_TIMEOUT`] kills it as wedged. After every death farmd marks the
 //!   table's readers offline. While it is not ready the node leaves the farm (see above) and
 //!   feeds no flow to the drains (the flows died with it).

@@ -319,7 +319,6 @@ impl Daemon {
         if notices.is_empty() {
             return;
         }
-        let mut through_stop = false;
         for n in notices {
             match n {
                 Notice::Join => {
@@ -330,15 +329,8 @@ impl Daemon {
                     self.joined = false;
                     self.leaving_since = Some(now);
                 }
-                Notice::StateChanged { from, to } => {
-                    through_stop |= to == State::Stop;
-                    if from == State::Stop && to == State::Starting && through_stop {
-                        if let Some(s) = &mut self.sup {
-                            self.logs.info("restarting the data plane on the module's way through STOP");
-                            s.stop(now, true);
-                        }
-                    }
-                }
+                // The data plane runs in every state (see the module docs): nothing to do.
+                Notice::StateChanged { .. } => {}
             }
         }
         self.sync_state(now);
