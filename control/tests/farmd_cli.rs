@@ -373,3 +373,31 @@ fn a_reader_stuck_on_an_old_generation_gets_the_data_plane_killed_as_wedged() {
     let status = e.sigterm_and_wait(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", e.stderr());
 }
+
+#[test]
+fn a_second_signal_during_the_graceful_stop_exits_at_once() {
+    let mut e = env("enabled = false", "\n[scripts]\nstop_both = \"@STOP@\"\n");
+    let stop_both = e.root.join("stop_both");
+    // The graceful run takes 3 s.
+    private(&stop_both, "#!/bin/sh\n[ \"$1\" = force ] || sleep 3\n", 0o755);
+    let text = fs::read_to_string(&e.config).unwrap().replace("@STOP@", &stop_both.display().to_string());
+    fs::write(&e.config, text).unwrap();
+    e.spawn(&["--start"]);
+    e.wait_status(Duration::from_secs(10), |s| s.state == State::Up);
+    let pid = Pid::from_raw(e.child.as_ref().unwrap().id() as i32);
+    kill(pid, Signal::SIGTERM).unwrap();
+    e.wait_status(Duration::from_secs(5), |s| s.state == State::Stopping);
+    let t0 = Instant::now();
+    kill(pid, Signal::SIGINT).unwrap();
+    let mut child = e.child.take().unwrap();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(2), "farmd waited for stop_both\n{}", e.stderr());
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(1));
+    let err = e.stderr();
+    assert!(err.contains("farmd: error: second termination signal"), "{err}");
+}

@@ -75,3 +75,23 @@ impl Drop for Witness {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vote_follows_the_echo_replies() {
+        let w = Witness::spawn("127.0.0.1".parse().unwrap(), Duration::from_millis(20)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !w.granted(Duration::from_millis(200)) {
+            assert!(Instant::now() < deadline, "loopback never answered");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(w);
+        // TEST-NET-3, never routed: no vote.
+        let w = Witness::spawn("203.0.113.1".parse().unwrap(), Duration::from_millis(20)).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!w.granted(Duration::from_secs(1)));
+    }
+}
