@@ -9,7 +9,8 @@
 //!
 //! `net_null` hands out mbufs without writing them; the pool's buffers are pre-filled with the
 //! mix, so the loop classifies real frames. Run as root:
-//! `cargo run --release -p farm-perf --bin bench-dataplane [seconds]`.
+//! `cargo run --release -p farm-perf --bin bench-dataplane [seconds] [all|classifier|pipeline|bare]`
+//! (the second argument runs one part alone, e.g. under `perf record` or callgrind).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,11 +18,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use dpdk::{Eal, Mbuf, MbufBurst, Mempool, MempoolConfig, Port, PortConfig, QueueId};
+use dpdk::{
+    Eal, LcoreId, Mbuf, MbufBurst, Mempool, MempoolConfig, Port, PortConfig, QueueId, RxQueue,
+};
 use farm_dataplane::flows::{LcoreFlows, Refresher};
 use farm_dataplane::port::{Pkt, QueuePair};
-use farm_pipeline::{classify, poll_loop, Backoff, BackoffConfig, NoFlowTracking, Pipeline, PipelineConfig, PortRange, Protocol, Rule, Tally, Vip, REPLY_BUF_LEN};
-use farm_table::{bucket_v4, Affinity, BucketEntry, HashKey, TableParams, TableReader, TableWriter};
+use farm_pipeline::{
+    classify, poll_loop, Backoff, BackoffConfig, NoFlowTracking, Pipeline, PipelineConfig,
+    PortRange, Protocol, Rule, Tally, Vip, REPLY_BUF_LEN,
+};
+use farm_table::{
+    bucket_v4, Affinity, BucketEntry, Counter, HashKey, TableParams, TableReader, TableWriter,
+};
 use farm_wire::gen::FrameBuilder;
 use farm_wire::{EthernetAddress, TcpFlags};
 
@@ -33,7 +41,14 @@ fn pipeline_config() -> PipelineConfig {
         IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
         vec![
             Rule::new(Protocol::Tcp, PortRange::single(80), Affinity::OnAddr),
-            Rule::new(Protocol::Udp, PortRange { first: 5000, last: 5100 }, Affinity::OnPort),
+            Rule::new(
+                Protocol::Udp,
+                PortRange {
+                    first: 5000,
+                    last: 5100,
+                },
+                Affinity::OnPort,
+            ),
         ],
     )];
     PipelineConfig::new(NODE_MAC, vips, BUCKETS, HashKey::from_seed(1)).expect("config")
@@ -52,9 +67,24 @@ fn mix() -> Vec<Vec<u8>> {
             0..=10 => to_vip.tcp(c, vip, 40000 + i as u16, 80, TcpFlags::ACK),
             11 | 12 => to_vip.tcp(c, vip, 40000 + i as u16, 80, TcpFlags::SYN),
             13..=16 => to_vip.udp(c, vip, 1024 + i as u16, 5000, b"x"),
-            17 => FrameBuilder::new(cm, EthernetAddress([0xff; 6])).arp_request(Ipv4Addr::from(0xc612_0100 + i), Ipv4Addr::new(198, 18, 0, 100)),
-            18 => to_vip.to_mac(NODE_MAC).udp(c, IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), 4790, 4790, b"hb"),
-            _ => to_vip.to_mac(EthernetAddress([2, 0, 0, 0, 0, 0x99])).udp(c, IpAddr::V4(Ipv4Addr::new(198, 18, 0, 9)), 1, 2, b"x"),
+            17 => FrameBuilder::new(cm, EthernetAddress([0xff; 6])).arp_request(
+                Ipv4Addr::from(0xc612_0100 + i),
+                Ipv4Addr::new(198, 18, 0, 100),
+            ),
+            18 => to_vip.to_mac(NODE_MAC).udp(
+                c,
+                IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+                4790,
+                4790,
+                b"hb",
+            ),
+            _ => to_vip.to_mac(EthernetAddress([2, 0, 0, 0, 0, 0x99])).udp(
+                c,
+                IpAddr::V4(Ipv4Addr::new(198, 18, 0, 9)),
+                1,
+                2,
+                b"x",
+            ),
         };
         out.push(f.expect("frame"));
     }
@@ -62,9 +92,16 @@ fn mix() -> Vec<Vec<u8>> {
 }
 
 fn table(path: &std::path::Path) -> Result<(TableWriter, TableReader)> {
-    let p = TableParams { n_buckets: BUCKETS, node_id: 0, n_lcores: 2, hash_key: HashKey::from_seed(1) };
+    let p = TableParams {
+        n_buckets: BUCKETS,
+        node_id: 0,
+        n_lcores: 2,
+        hash_key: HashKey::from_seed(1),
+    };
     let mut w = TableWriter::create(path, &p)?;
-    let e: Vec<BucketEntry> = (0..BUCKETS).map(|b| BucketEntry::owned((b % 3) as u8)).collect();
+    let e: Vec<BucketEntry> = (0..BUCKETS)
+        .map(|b| BucketEntry::owned((b % 3) as u8))
+        .collect();
     w.publish(&e, 0b111, Duration::ZERO)?;
     let r = TableReader::open(path)?;
     Ok((w, r))
@@ -107,11 +144,26 @@ fn prefill(pool: &Mempool, frames: &[Vec<u8>]) {
 }
 
 fn main() -> Result<()> {
-    let secs: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let secs: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let only = std::env::args().nth(2).unwrap_or_else(|| "all".into());
+    let run = |part: &str| only == "all" || only == part;
+    anyhow::ensure!(
+        ["all", "classifier", "pipeline", "bare"].contains(&only.as_str()),
+        "unknown part {only:?}: expected all, classifier, pipeline or bare"
+    );
     let shm = std::path::PathBuf::from(format!("/dev/shm/farm-bench-{}", std::process::id()));
     let (_w, reader) = table(&shm)?;
     let reader: &'static TableReader = Box::leak(Box::new(reader));
-    classifier_alone(reader)?;
+    if run("classifier") {
+        classifier_alone(reader)?;
+    }
+    if !run("pipeline") && !run("bare") {
+        let _ = std::fs::remove_file(&shm);
+        return Ok(());
+    }
 
     let eal = Eal::builder()
         .program("bench-dataplane")
@@ -126,7 +178,15 @@ fn main() -> Result<()> {
         .vdev("net_null2,size=64,copy=0")
         .init()
         .context("EAL (run as root)")?;
-    let pool = Mempool::new(&eal, "bench", &MempoolConfig { size: 16383, cache_size: 256, ..MempoolConfig::default() })?;
+    let pool = Mempool::new(
+        &eal,
+        "bench",
+        &MempoolConfig {
+            size: 16383,
+            cache_size: 256,
+            ..MempoolConfig::default()
+        },
+    )?;
     prefill(&pool, &mix());
     let mut ports = Vec::new();
     for name in ["net_null0", "net_null1", "net_null2"] {
@@ -136,32 +196,92 @@ fn main() -> Result<()> {
         ports.push(p);
     }
     let worker = eal.worker_lcores()[0];
-
-    // 2. The whole loop.
-    let stop = Arc::new(AtomicBool::new(false));
     let q = QueueId(0);
-    let mut up = QueuePair::new(ports[0].rx_queue(q)?, ports[0].tx_queue(q)?);
-    let mut tap = QueuePair::new(ports[1].rx_queue(q)?, ports[1].tx_queue(q)?);
+
+    let pipeline_mpps = if run("pipeline") {
+        let up = QueuePair::new(ports[0].rx_queue(q)?, ports[0].tx_queue(q)?);
+        let tap = QueuePair::new(ports[1].rx_queue(q)?, ports[1].tx_queue(q)?);
+        Some(pipeline_loop(&eal, worker, reader, up, tap, secs)?)
+    } else {
+        None
+    };
+    let bare_mpps = if run("bare") {
+        Some(bare_loop(&eal, worker, ports[2].rx_queue(q)?, secs)?)
+    } else {
+        None
+    };
+    if let (Some(p), Some(b)) = (pipeline_mpps, bare_mpps) {
+        println!(
+            "ratio pipeline / bare:                        {:6.2}",
+            p / b
+        );
+    }
+    let _ = std::fs::remove_file(&shm);
+    Ok(())
+}
+
+/// Part 2, the whole loop: `poll_loop` on two `net_null` ports (uplink and TAP), busy
+/// polling. Prints Mpps (uplink and TAP frames) and the verdicts the loop saw.
+fn pipeline_loop(
+    eal: &Eal,
+    worker: LcoreId,
+    reader: &'static TableReader,
+    mut up: QueuePair,
+    mut tap: QueuePair,
+    secs: u64,
+) -> Result<f64> {
+    let stop = Arc::new(AtomicBool::new(false));
     let mut lc = reader.lcore(0)?;
     let (_refresher, shared) = Refresher::new();
     let mut flows = LcoreFlows::new(shared);
     let s2 = Arc::clone(&stop);
     let h = eal.launch(worker, move || {
         let mut p: Pipeline<Pkt> = Pipeline::new(pipeline_config(), 32);
-        let mut b = Backoff::new(BackoffConfig { busy_poll: true, ..BackoffConfig::default() });
+        let mut b = Backoff::new(BackoffConfig {
+            busy_poll: true,
+            ..BackoffConfig::default()
+        });
         let t = Instant::now();
-        let n = poll_loop(&mut p, &mut up, &mut tap, &mut lc, &mut flows, &mut b, &s2, || 0, |_| {});
-        (n, t.elapsed())
+        let n = poll_loop(
+            &mut p,
+            &mut up,
+            &mut tap,
+            &mut lc,
+            &mut flows,
+            &mut b,
+            &s2,
+            || 0,
+            |_| {},
+        );
+        let seen: Vec<(Counter, u64)> = Counter::ALL
+            .iter()
+            .map(|&c| (c, lc.get(c)))
+            .filter(|&(_, v)| v != 0)
+            .collect();
+        (n, t.elapsed(), seen)
     })?;
     std::thread::sleep(Duration::from_secs(secs));
     stop.store(true, Ordering::Relaxed);
-    let (n, el) = h.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
-    let pipeline_mpps = n as f64 / el.as_secs_f64() / 1e6;
-    println!("farm pipeline loop, net_null, 1 lcore:        {pipeline_mpps:6.2} Mpps");
+    let (n, el, seen) = h.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
+    let mpps = n as f64 / el.as_secs_f64() / 1e6;
+    println!("farm pipeline loop, net_null, 1 lcore:        {mpps:6.2} Mpps  ({n} frames)");
+    let rx: u64 = seen
+        .iter()
+        .filter(|(c, _)| matches!(c, Counter::Rx | Counter::TapRx))
+        .map(|&(_, v)| v)
+        .sum();
+    let shares: Vec<String> = seen
+        .iter()
+        .filter(|(c, _)| !matches!(c, Counter::Rx | Counter::TapRx))
+        .map(|&(c, v)| format!("{} {:.0}%", c.name(), 100.0 * v as f64 / rx.max(1) as f64))
+        .collect();
+    println!("  frames seen (uplink + TAP): {}", shares.join(", "));
+    Ok(mpps)
+}
 
-    // 3. The bare loop on another null port.
+/// Part 3, the bare loop on another null port: rx + tuple hash + bulk free.
+fn bare_loop(eal: &Eal, worker: LcoreId, mut rx: RxQueue, secs: u64) -> Result<f64> {
     let stop = Arc::new(AtomicBool::new(false));
-    let mut rx = ports[2].rx_queue(q)?;
     let s3 = Arc::clone(&stop);
     let key = HashKey::from_seed(1);
     let h = eal.launch(worker, move || {
@@ -173,7 +293,13 @@ fn main() -> Result<()> {
             for m in burst.iter() {
                 let d = m.data();
                 if d.len() >= 30 {
-                    acc ^= bucket_v4(&key, [d[26], d[27], d[28], d[29]], 0, Affinity::OnAddr, BUCKETS);
+                    acc ^= bucket_v4(
+                        &key,
+                        [d[26], d[27], d[28], d[29]],
+                        0,
+                        Affinity::OnAddr,
+                        BUCKETS,
+                    );
                 }
             }
             burst.clear();
@@ -185,9 +311,7 @@ fn main() -> Result<()> {
     std::thread::sleep(Duration::from_secs(secs));
     stop.store(true, Ordering::Relaxed);
     let (n, el) = h.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
-    let bare_mpps = n as f64 / el.as_secs_f64() / 1e6;
-    println!("bare rx + hash + bulk free, net_null, 1 lcore:{bare_mpps:6.2} Mpps");
-    println!("ratio pipeline / bare:                        {:6.2}", pipeline_mpps / bare_mpps);
-    let _ = std::fs::remove_file(&shm);
-    Ok(())
+    let mpps = n as f64 / el.as_secs_f64() / 1e6;
+    println!("bare rx + hash + bulk free, net_null, 1 lcore:{mpps:6.2} Mpps  ({n} frames)");
+    Ok(mpps)
 }
