@@ -16,6 +16,7 @@ use farm_wire::ethernet::Frame;
 use farm_wire::{summarize, Fragment, FrameSummary, IcmpKind, IpSummary, TcpFlags, L3, L4};
 
 use crate::config::{PipelineConfig, Protocol, Vip};
+use crate::fast;
 use crate::flows::{FlowKey, FlowTracker};
 use crate::neigh;
 use crate::table::OwnerLookup;
@@ -30,8 +31,26 @@ pub const REPLY_BUF_LEN: usize = 128;
 /// May rewrite `frame` in place (destination MAC of accepted VIP traffic).
 /// For [`Verdict::Reply`] the reply is in `reply[..len]` (`reply` must hold
 /// [`REPLY_BUF_LEN`] bytes, else the verdict is a `NoBuffer` drop).
-#[inline]
+///
+/// Unfragmented IPv4 TCP/UDP frames take a fast path ([`crate::fast`]) that
+/// gives the same verdicts; everything else is [`summarize`]d.
+#[inline(always)]
 pub fn classify<L: OwnerLookup, F: FlowTracker>(
+    cfg: &PipelineConfig,
+    table: &L,
+    flows: &mut F,
+    frame: &mut [u8],
+    reply: &mut [u8],
+) -> Verdict {
+    if let Some(p) = farm_wire::fast::ipv4_l4(frame) {
+        return fast::classify_ipv4_l4(cfg, table, flows, &p, frame);
+    }
+    classify_full(cfg, table, flows, frame, reply)
+}
+
+/// [`classify`] without the fast path: summarize, then decide.
+#[inline(never)]
+pub(crate) fn classify_full<L: OwnerLookup, F: FlowTracker>(
     cfg: &PipelineConfig,
     table: &L,
     flows: &mut F,

@@ -55,6 +55,7 @@
 
 pub mod classify;
 pub mod config;
+mod fast;
 pub mod flows;
 pub mod neigh;
 pub mod poll;

@@ -40,6 +40,7 @@ use farm_wire::{
 
 use crate::classify::to_tap;
 use crate::config::PipelineConfig;
+use crate::fast;
 use crate::table::{answers_neighbors, OwnerLookup};
 use crate::verdict::{Delivery, DropReason, ReplyKind, Verdict};
 
@@ -147,7 +148,18 @@ pub(crate) fn ndisc_from_wire(
 /// a VIP to this node's MAC (dropped) and solicitations sent from a VIP
 /// (rewritten in place to carry the virtual MAC); see the module docs.
 /// Frames the summarizer cannot read are forwarded: the kernel wrote them.
+/// Plain IPv4 / IPv6 TCP/UDP frames take a fast path ([`crate::fast`]).
+#[inline(always)]
 pub fn classify_from_tap(cfg: &PipelineConfig, frame: &mut [u8]) -> Verdict {
+    if fast::tap_frame_passes(cfg, frame) {
+        return Verdict::ToWire;
+    }
+    from_tap_full(cfg, frame)
+}
+
+/// [`classify_from_tap`] without the fast path.
+#[inline(never)]
+pub(crate) fn from_tap_full(cfg: &PipelineConfig, frame: &mut [u8]) -> Verdict {
     let Ok(s) = summarize(frame) else {
         return Verdict::ToWire;
     };
