@@ -1,0 +1,253 @@
+//! DPDK scenarios: farm-trafgen -> memif -> forwarder -> memif -> farm-trafgen,
+//! where the forwarder is farm-dataplane (1 or 2 workers) or the minimal C loop.
+//!
+//! ```text
+//!  farm-trafgen (CPU 0)                      forwarder
+//!   tx: memif client ──── up.sock ────► memif server (uplink, port 0)
+//!   rx: memif client ◄─── loc.sock ──── memif server (local port, port 1)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use farm_perf::Summary;
+use farm_table::{BucketEntry, Counter, TableParams, TableWriter};
+use serde::{Deserialize, Serialize};
+
+use crate::procs::{self, command_line, Guard};
+
+/// The VIP, the clients and the hash seed of every scenario (and of the kernel path).
+pub const VIP: &str = "198.18.0.100";
+/// Client addresses.
+pub const CLIENTS: &str = "198.18.128.0/17";
+/// The cluster's hash seed.
+pub const HASH_SEED: u64 = 0xfa7;
+/// Buckets.
+pub const BUCKETS: u32 = 4096;
+
+/// What forwards between the two memifs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Forwarder {
+    /// perf/c/fwd.c.
+    CLoop,
+    /// farm-dataplane with this many workers.
+    Farm {
+        /// Worker lcores.
+        workers: u16,
+    },
+}
+
+impl Forwarder {
+    /// Label for tables and plots.
+    pub fn label(self) -> String {
+        match self {
+            Forwarder::CLoop => "C DPDK loop (1 core)".to_owned(),
+            Forwarder::Farm { workers: 1 } => "farm-dataplane, 1 worker".to_owned(),
+            Forwarder::Farm { workers } => format!("farm-dataplane, {workers} workers"),
+        }
+    }
+}
+
+/// One DPDK run.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    /// The forwarder.
+    pub fwd: Forwarder,
+    /// Frame size with FCS.
+    pub size: u16,
+    /// Offered rate (None: flat out).
+    pub rate: Option<u64>,
+}
+
+/// Binaries and timing.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// farm-trafgen.
+    pub trafgen: PathBuf,
+    /// farm-dataplane.
+    pub dataplane: PathBuf,
+    /// The C loop.
+    pub cfwd: PathBuf,
+    /// Generator warm-up.
+    pub warmup: Duration,
+    /// Measurement window.
+    pub duration: Duration,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DpdkRun {
+    /// The forwarder.
+    pub forwarder: Forwarder,
+    /// Frame size with FCS.
+    pub size: u16,
+    /// Offered rate.
+    pub rate: Option<u64>,
+    /// The generator's report.
+    pub summary: Summary,
+    /// The forwarder's own counters (C loop: its JSON line; farm: table counters).
+    pub forwarder_counters: serde_json::Value,
+    /// Exact commands, forwarder first.
+    pub commands: Vec<String>,
+}
+
+fn farm_config(dir: &Path, prefix: &str) -> Result<PathBuf> {
+    let text = format!(
+        r#"# farm-bench: one node, every bucket its own; memif ports given on the command line.
+[module]
+name = "bench"
+cluster_id = 1
+hash_seed = "{HASH_SEED:#x}"
+buckets = {BUCKETS}
+secret_file = "{d}/secret"
+table_file = "{d}/table"
+log_dir = "{d}/log"
+run_dir = "{d}/run"
+
+[[node]]
+name = "n1"
+addrs = ["198.18.0.1"]
+[[node]]
+name = "n2"
+addrs = ["198.18.0.2"]
+
+[[vip]]
+addr = "{VIP}"
+[[vip.rule]]
+proto = "tcp"
+ports = "80"
+[[vip.rule]]
+proto = "udp"
+ports = "5000"
+
+[dataplane]
+uplink = "net_memif_up"
+mempool_size = 16383
+eal_args = ["--no-huge", "--no-shconf", "--no-pci", "-m", "256"]
+file_prefix = "{prefix}"
+"#,
+        d = dir.display()
+    );
+    let p = dir.join("farm.toml");
+    std::fs::write(&p, text)?;
+    Ok(p)
+}
+
+fn wait_ready(fwd: &mut Guard, socks: &[&Path], table: Option<&TableWriter>, log: &Path) -> Result<()> {
+    let t = Instant::now();
+    loop {
+        let live = table.is_none_or(|t| t.dataplane().liveness_ns != 0);
+        if live && socks.iter().all(|s| procs::unix_listening(s)) {
+            return Ok(());
+        }
+        if !fwd.running() {
+            bail!("{} exited during start-up:\n{}", fwd.name, procs::tail(log, 15));
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            bail!("{} not ready after 30 s:\n{}", fwd.name, procs::tail(log, 15));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs one case in `dir` (created).
+pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
+    std::fs::create_dir_all(dir)?;
+    let up = dir.join("up.sock");
+    let loc = dir.join("loc.sock");
+    let tag = format!("{}-{}", std::process::id(), dir.file_name().and_then(|n| n.to_str()).unwrap_or("x"));
+    let mut commands = Vec::new();
+    let mut table = None;
+    let queues = match case.fwd {
+        Forwarder::CLoop => 1,
+        Forwarder::Farm { workers } => workers,
+    };
+    let mut fwd_cmd;
+    let cfg;
+    match case.fwd {
+        Forwarder::CLoop => {
+            cfg = None;
+            fwd_cmd = Command::new(&setup.cfwd);
+            fwd_cmd
+                .args(["-l", "1", "--no-huge", "--no-shconf", "-m", "256", "--no-pci", "--no-telemetry"])
+                .arg(format!("--file-prefix=cfwd-{tag}"))
+                .arg("--log-level=*:error")
+                .arg(format!("--vdev=net_memif0,role=server,id=0,socket={}", up.display()))
+                .arg(format!("--vdev=net_memif1,role=server,id=0,socket={}", loc.display()));
+        }
+        Forwarder::Farm { workers } => {
+            let c = farm_config(dir, &format!("farmdp-{tag}"))?;
+            let conf = farm_config::Config::load(&c)?;
+            let params = TableParams { n_buckets: conf.buckets(), node_id: 0, n_lcores: 2, hash_key: conf.hash_key() };
+            let mut w = TableWriter::create(&dir.join("table"), &params)?;
+            w.publish(&vec![BucketEntry::owned(0); conf.buckets() as usize], 1, Duration::ZERO)?;
+            table = Some(w);
+            // Worker i on CPU i+1 modulo 2: one worker has CPU 1 to itself; a second
+            // one shares CPU 0 with the generator.
+            let lcores = (0..workers).map(|i| ((i + 1) % 2).to_string()).collect::<Vec<_>>().join(",");
+            fwd_cmd = Command::new(&setup.dataplane);
+            fwd_cmd
+                .arg("--config")
+                .arg(&c)
+                .args(["--node", "n1", "--workers", &workers.to_string(), "--lcores", &lcores, "--busy-poll", "--log", "warn"])
+                .arg("--uplink")
+                .arg(format!("net_memif_up,role=server,id=0,socket={}", up.display()))
+                .arg("--local-port")
+                .arg(format!("net_memif_loc,role=server,id=0,socket={}", loc.display()));
+            cfg = Some(c);
+        }
+    }
+    commands.push(command_line(&fwd_cmd));
+    let mut fwd = procs::spawn("forwarder", fwd_cmd, dir)?;
+    wait_ready(&mut fwd, &[&up, &loc], table.as_ref(), &dir.join("forwarder.err"))?;
+
+    let json = dir.join("trafgen.json");
+    let mut tg = Command::new(&setup.trafgen);
+    tg.args(["--cpu", "0", "--queues", &queues.to_string()])
+        .arg("--port")
+        .arg(format!("net_memif_tg0,role=client,id=0,socket={}", up.display()))
+        .arg("--rx-port")
+        .arg(format!("net_memif_tg1,role=client,id=0,socket={}", loc.display()))
+        .args(["--clients", CLIENTS, "--size", &case.size.to_string()])
+        .args(["--warmup", &humantime::format_duration(setup.warmup).to_string()])
+        .args(["--duration", &humantime::format_duration(setup.duration).to_string()])
+        .args(["--dut-pid", &fwd.pid().to_string(), "--file-prefix", &format!("tg-{tag}")])
+        .arg("--json")
+        .arg(&json);
+    match &cfg {
+        Some(c) => tg.arg("--farm-config").arg(c),
+        None => tg.args(["--vip", VIP]),
+    };
+    if let Some(r) = case.rate {
+        tg.args(["--rate", &r.to_string()]);
+    }
+    commands.push(command_line(&tg));
+    let mut gen = procs::spawn("trafgen", tg, dir)?;
+    let limit = setup.warmup + setup.duration + Duration::from_secs(40);
+    let status = gen.wait(limit)?;
+    if !fwd.running() {
+        bail!("the forwarder died during the run:\n{}", procs::tail(&dir.join("forwarder.err"), 15));
+    }
+    fwd.stop(Duration::from_secs(10));
+    if !status.success() {
+        bail!("farm-trafgen failed ({status}):\n{}", procs::tail(&dir.join("trafgen.err"), 15));
+    }
+    let summary: Summary = serde_json::from_str(&std::fs::read_to_string(&json).context("trafgen JSON")?)?;
+    let forwarder_counters = match &table {
+        Some(t) => {
+            let s = t.dataplane();
+            let mut m = serde_json::Map::new();
+            for c in [Counter::Rx, Counter::ToTap, Counter::NotMine, Counter::NoRule, Counter::DropTxFull, Counter::DropTapFull, Counter::DropMalformed] {
+                m.insert(c.name().to_owned(), s.total(c).into());
+            }
+            serde_json::Value::Object(m)
+        }
+        None => {
+            let out = std::fs::read_to_string(dir.join("forwarder.out")).unwrap_or_default();
+            serde_json::from_str(out.trim()).unwrap_or(serde_json::Value::Null)
+        }
+    };
+    Ok(DpdkRun { forwarder: case.fwd, size: case.size, rate: case.rate, summary, forwarder_counters, commands })
+}

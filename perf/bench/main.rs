@@ -1,0 +1,188 @@
+//! farm-bench: the performance harness of DESIGN.md ("Performance targets"),
+//! side by side in one run on one machine:
+//!
+//! 1. farm-dataplane (1 and 2 workers) and a minimal C DPDK loop
+//!    (perf/c/fwd.c), each between two `net_memif` links to farm-trafgen,
+//!    flat out at each frame size, plus latency at a fixed rate;
+//! 2. the kernel path: an nftables `jhash` filter on a veth in a network
+//!    namespace, fed by netsniff-ng's trafgen with the same frames.
+//!
+//! Writes `results.json`, `results.md` and `mpps.svg` into `--out`. Needs root
+//! (namespaces), release builds of farm-trafgen / farm-dataplane next to this
+//! binary, the C loop (`make -C perf/c`) and `trafgen` (Debian `netsniff-ng`).
+//! `perf/bench/run.sh` does all of that.
+
+mod dpdk;
+mod kernel;
+mod procs;
+mod report;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use dpdk::{Case, Forwarder, Setup};
+use report::{Machine, Results};
+
+#[derive(Debug, Parser)]
+#[command(name = "farm-bench", about = "farm data plane vs C DPDK loop vs nftables, side by side")]
+struct Args {
+    /// Output directory (created).
+    #[arg(long)]
+    out: PathBuf,
+    /// Frame sizes with FCS.
+    #[arg(long, default_value = "64,512", value_delimiter = ',')]
+    sizes: Vec<u16>,
+    /// Measurement window of each run.
+    #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Warm-up before each window.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Rate of the latency runs (packets per second, 64 B); 0 skips them.
+    #[arg(long, default_value_t = 1_000_000)]
+    latency_rate: u64,
+    /// Directory of farm-trafgen and farm-dataplane (default: this binary's).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// The C loop.
+    #[arg(long, default_value = "perf/c/build/farm-cfwd")]
+    cfwd: PathBuf,
+    /// Skip the DPDK runs.
+    #[arg(long)]
+    skip_dpdk: bool,
+    /// Skip the kernel path.
+    #[arg(long)]
+    skip_kernel: bool,
+    /// Worker counts of farm-dataplane to run.
+    #[arg(long, default_value = "1,2", value_delimiter = ',')]
+    workers: Vec<u16>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let t0 = Instant::now();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let started = String::from_utf8_lossy(&std::process::Command::new("date").arg("-Is").output()?.stdout).trim().to_owned();
+    let machine = Machine::describe(report::loadavg());
+    std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
+    let work = std::env::temp_dir().join(format!("farm-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?.parent().context("binary directory")?.to_owned(),
+    };
+    let setup = Setup {
+        trafgen: bin_dir.join("farm-trafgen"),
+        dataplane: bin_dir.join("farm-dataplane"),
+        cfwd: args.cfwd.clone(),
+        warmup: args.warmup,
+        duration: args.duration,
+    };
+    if !args.skip_dpdk {
+        for p in [&setup.trafgen, &setup.dataplane, &setup.cfwd] {
+            if !p.exists() {
+                bail!("{} not found (perf/bench/run.sh builds it)", p.display());
+            }
+        }
+    }
+
+    let mut dpdk_runs = Vec::new();
+    let mut kernel_runs = Vec::new();
+    let mut failures = Vec::new();
+    let mut n = 0;
+    if !args.skip_dpdk {
+        let mut cases = Vec::new();
+        for &size in &args.sizes {
+            cases.push(Case { fwd: Forwarder::CLoop, size, rate: None });
+            for &workers in &args.workers {
+                cases.push(Case { fwd: Forwarder::Farm { workers }, size, rate: None });
+            }
+        }
+        if args.latency_rate > 0 {
+            cases.push(Case { fwd: Forwarder::CLoop, size: 64, rate: Some(args.latency_rate) });
+            cases.push(Case { fwd: Forwarder::Farm { workers: 1 }, size: 64, rate: Some(args.latency_rate) });
+        }
+        for case in cases {
+            n += 1;
+            let dir = work.join(format!("{n:02}"));
+            let what = format!("{} {} B{}", case.fwd.label(), case.size, case.rate.map_or(String::new(), |r| format!(" at {r} pps")));
+            tracing::info!("run {n}: {what}");
+            match dpdk::run(&setup, case, &dir) {
+                Ok(r) => {
+                    tracing::info!("  {}", r.summary.human());
+                    dpdk_runs.push(r);
+                }
+                Err(e) => {
+                    tracing::error!("  failed: {e:#}");
+                    failures.push(format!("{what}: {e:#}"));
+                }
+            }
+        }
+    }
+    if !args.skip_kernel {
+        for &size in &args.sizes {
+            for filter in [true, false] {
+                n += 1;
+                let dir = work.join(format!("{n:02}"));
+                let what = format!("kernel {size} B {}", if filter { "jhash filter" } else { "no filter" });
+                tracing::info!("run {n}: {what}");
+                match kernel::run(size, filter, args.warmup, args.duration, &dir) {
+                    Ok(k) => {
+                        tracing::info!("  {:.3} Mpps filtered, {:.3} Mpps per receive-path CPU", k.mpps, k.mpps_per_rx_core);
+                        kernel_runs.push(k);
+                    }
+                    Err(e) => {
+                        tracing::error!("  failed: {e:#}");
+                        failures.push(format!("{what}: {e:#}"));
+                    }
+                }
+            }
+        }
+    }
+
+    let targets = report::targets(&dpdk_runs, &kernel_runs, &args.sizes);
+    let mut machine = machine;
+    machine.loadavg_end = report::loadavg();
+    let results = Results {
+        command,
+        started,
+        elapsed_s: t0.elapsed().as_secs_f64(),
+        machine,
+        dpdk: dpdk_runs,
+        kernel: kernel_runs,
+        failures,
+        targets,
+    };
+    std::fs::write(args.out.join("results.json"), serde_json::to_string_pretty(&results)? + "\n")?;
+    let md = report::markdown(&results);
+    std::fs::write(args.out.join("results.md"), &md)?;
+    report::svg(&args.out.join("mpps.svg"), &results)?;
+    // Keep the per-run logs next to the results.
+    let logs = args.out.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    for e in std::fs::read_dir(&work)?.flatten() {
+        let run = logs.join(e.file_name());
+        std::fs::create_dir_all(&run)?;
+        for f in std::fs::read_dir(e.path())?.flatten() {
+            let name = f.file_name();
+            let keep = name.to_str().is_some_and(|n| n.ends_with(".out") || n.ends_with(".err") || n.ends_with(".json") || n.ends_with(".toml") || n.ends_with(".nft"));
+            if keep {
+                std::fs::copy(f.path(), run.join(&name))?;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    println!("{md}");
+    println!("results in {}", args.out.display());
+    if !results.failures.is_empty() {
+        bail!("{} run(s) failed", results.failures.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Child processes: start with logs in the run directory, stop politely, and
+//! never leave one behind.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// A child that is sent SIGTERM (then SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Guard {
+    /// What it is, for messages.
+    pub name: String,
+    /// The process.
+    pub child: Option<Child>,
+}
+
+impl Guard {
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// True while it runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
+    }
+
+    /// SIGTERM, wait up to `grace`, then SIGKILL; returns the exit status.
+    pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let t = Instant::now();
+        while t.elapsed() < grace {
+            if let Ok(Some(s)) = child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tracing::warn!(name = %self.name, "did not stop on SIGTERM: killing it");
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// Waits for it to exit by itself, up to `timeout` (then stops it).
+    pub fn wait(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let t = Instant::now();
+        while t.elapsed() < timeout {
+            if let Some(c) = self.child.as_mut() {
+                if let Some(s) = c.try_wait()? {
+                    self.child = None;
+                    return Ok(s);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop(Duration::from_secs(3));
+        bail!("{} did not finish within {timeout:?}", self.name)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(3));
+    }
+}
+
+/// The command as one shell-quoted line (for the report).
+pub fn command_line(cmd: &Command) -> String {
+    let quote = |s: &str| {
+        if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_=./:,@%+".contains(c)) {
+            s.to_owned()
+        } else {
+            format!("'{}'", s.replace('\'', r"'\''"))
+        }
+    };
+    std::iter::once(cmd.get_program().to_string_lossy().into_owned())
+        .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .map(|a| quote(&a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Starts `cmd` with stdout and stderr in `<dir>/<name>.out` / `.err`.
+pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Result<Guard> {
+    let out = File::create(dir.join(format!("{name}.out")))?;
+    let err = File::create(dir.join(format!("{name}.err")))?;
+    tracing::debug!(cmd = %command_line(&cmd), "spawn");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("start {}", command_line(&cmd)))?;
+    Ok(Guard { name: name.to_owned(), child: Some(child) })
+}
+
+/// Runs a short command to completion; its stdout, or an error with its stderr.
+pub fn run(cmd: &mut Command) -> Result<String> {
+    let line = command_line(cmd);
+    let o = cmd.stdin(Stdio::null()).output().with_context(|| format!("run {line}"))?;
+    if !o.status.success() {
+        bail!("{line}: {} {}", o.status, String::from_utf8_lossy(&o.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// True once a unix socket (filesystem path, or abstract name as memif uses by
+/// default) named `path` is listening.
+pub fn unix_listening(path: &Path) -> bool {
+    let p = path.to_string_lossy();
+    let abstract_name = format!("@{p}");
+    std::fs::read_to_string("/proc/net/unix").is_ok_and(|t| {
+        t.lines().skip(1).any(|l| {
+            let name = l.split_whitespace().nth(7).unwrap_or("");
+            name == p || name == abstract_name
+        })
+    })
+}
+
+/// Tail of a log file, for error messages.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let t = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = t.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,315 @@
+//! Results: the machine, the runs, the targets; as JSON, Markdown and an SVG plot.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::Result;
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::dpdk::{DpdkRun, Forwarder};
+use crate::kernel::KernelRun;
+
+/// The machine the figures come from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// `lscpu` output.
+    pub lscpu: String,
+    /// CPU model (from lscpu).
+    pub cpu_model: String,
+    /// Online CPUs.
+    pub cpus: usize,
+    /// `uname -r`.
+    pub kernel: String,
+    /// `pkg-config --modversion libdpdk`.
+    pub dpdk: String,
+    /// `rustc --version` (if on PATH).
+    pub rustc: String,
+    /// /proc/loadavg when the run started (other work on the machine skews figures).
+    pub loadavg_start: String,
+    /// /proc/loadavg when it ended.
+    pub loadavg_end: String,
+}
+
+fn cmd_out(prog: &str, args: &[&str]) -> String {
+    Command::new(prog)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|e| format!("({prog}: {e})"))
+}
+
+/// The current load average line.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_owned()
+}
+
+impl Machine {
+    /// Describes this machine.
+    pub fn describe(loadavg_start: String) -> Machine {
+        let lscpu = cmd_out("lscpu", &[]);
+        let cpu_model = lscpu
+            .lines()
+            .find_map(|l| l.strip_prefix("Model name:"))
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        Machine {
+            cpu_model,
+            lscpu,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            kernel: cmd_out("uname", &["-r"]),
+            dpdk: cmd_out("pkg-config", &["--modversion", "libdpdk"]),
+            rustc: cmd_out("rustc", &["--version"]),
+            loadavg_start,
+            loadavg_end: String::new(),
+        }
+    }
+}
+
+/// A design target and whether this run met it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// What is compared.
+    pub name: String,
+    /// The ratio required.
+    pub required: f64,
+    /// The ratio measured.
+    pub measured: f64,
+    /// measured >= required.
+    pub met: bool,
+    /// How the ratio was computed.
+    pub how: String,
+}
+
+/// Everything a run of farm-bench produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// The exact command.
+    pub command: String,
+    /// Start time (`date -Is`).
+    pub started: String,
+    /// Wall time of the whole benchmark.
+    pub elapsed_s: f64,
+    /// The machine.
+    pub machine: Machine,
+    /// DPDK runs.
+    pub dpdk: Vec<DpdkRun>,
+    /// Kernel-path runs.
+    pub kernel: Vec<KernelRun>,
+    /// Runs that failed, with their error.
+    pub failures: Vec<String>,
+    /// Targets of DESIGN.md.
+    pub targets: Vec<Target>,
+}
+
+fn delivered_mpps(r: &DpdkRun) -> f64 {
+    r.summary.window.rx_pps / 1e6
+}
+
+fn find(runs: &[DpdkRun], fwd: Forwarder, size: u16) -> Option<&DpdkRun> {
+    runs.iter().find(|r| r.forwarder == fwd && r.size == size && r.rate.is_none())
+}
+
+/// Per-core rate of a data-plane run: delivered Mpps over the CPUs it used.
+fn farm_per_core(r: &DpdkRun) -> f64 {
+    let cpus = r.summary.cpu.dut_cpus.unwrap_or(1.0).max(0.05);
+    delivered_mpps(r) / cpus
+}
+
+/// Evaluates the targets on whatever runs succeeded.
+pub fn targets(dpdk: &[DpdkRun], kernel: &[KernelRun], sizes: &[u16]) -> Vec<Target> {
+    let mut out = Vec::new();
+    for &size in sizes {
+        if let (Some(f), Some(c)) = (find(dpdk, Forwarder::Farm { workers: 1 }, size), find(dpdk, Forwarder::CLoop, size)) {
+            let m = delivered_mpps(f) / delivered_mpps(c).max(1e-9);
+            out.push(Target {
+                name: format!("farm-dataplane (1 worker) vs minimal C DPDK loop, {size} B, same memif wire"),
+                required: 0.9,
+                measured: m,
+                met: m >= 0.9,
+                how: format!("{:.3} / {:.3} Mpps delivered", delivered_mpps(f), delivered_mpps(c)),
+            });
+        }
+        if let (Some(f), Some(k)) =
+            (find(dpdk, Forwarder::Farm { workers: 1 }, size), kernel.iter().find(|k| k.size == size && k.filter))
+        {
+            let m = farm_per_core(f) / k.mpps_per_rx_core.max(1e-9);
+            out.push(Target {
+                name: format!("farm-dataplane vs nftables jhash on veth, per core, {size} B"),
+                required: 10.0,
+                measured: m,
+                met: m >= 10.0,
+                how: format!(
+                    "{:.3} Mpps per data-plane CPU / {:.3} Mpps per CPU of kernel receive path (softirq time only; the kernel figure excludes trafgen's send cost, which favours the kernel)",
+                    farm_per_core(f),
+                    k.mpps_per_rx_core
+                ),
+            });
+        }
+    }
+    out
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.1}", ns as f64 / 1000.0)
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "–".to_owned(), |x| format!("{x:.digits$}"))
+}
+
+/// The Markdown report.
+pub fn markdown(r: &Results) -> String {
+    let mut s = String::new();
+    let m = &r.machine;
+    let _ = writeln!(s, "# farm data-plane benchmark, {}\n", r.started);
+    let _ = writeln!(s, "Command: `{}`  \nWall time: {:.0} s\n", r.command, r.elapsed_s);
+    let _ = writeln!(
+        s,
+        "Machine: {} ({} CPUs), kernel {}, DPDK {}, {}.  \nLoad average at start: {}; at end: {} (anything else running skews these figures).\n",
+        m.cpu_model, m.cpus, m.kernel, m.dpdk, m.rustc, m.loadavg_start, m.loadavg_end
+    );
+    let _ = writeln!(s, "## DPDK over net_memif, flat out\n");
+    let _ = writeln!(s, "farm-trafgen (CPU 0) → memif → forwarder → memif → farm-trafgen. Every bucket is owned, so every frame comes back. \"DUT CPUs\": CPU time of the forwarder process over the window; cycles/packet = that time × TSC Hz / frames delivered.\n");
+    let _ = writeln!(s, "| Path | Frame | Offered Mpps | Delivered Mpps | Lost | DUT CPUs | Cycles/packet | Machine busy CPUs | Latency p50 / p99 (µs) |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for d in r.dpdk.iter().filter(|d| d.rate.is_none()) {
+        let w = &d.summary.window;
+        let _ = writeln!(
+            s,
+            "| {} | {} B | {:.3} | **{:.3}** | {} | {} | {} | {:.2} | {} / {} |",
+            d.forwarder.label(),
+            d.size,
+            w.tx_pps / 1e6,
+            w.rx_pps / 1e6,
+            d.summary.totals.lost,
+            opt(d.summary.cpu.dut_cpus, 2),
+            opt(d.summary.cpu.dut_cycles_per_packet, 0),
+            d.summary.cpu.machine_busy_cpus,
+            us(d.summary.latency_ns.p50),
+            us(d.summary.latency_ns.p99),
+        );
+    }
+    if r.dpdk.iter().any(|d| d.rate.is_some()) {
+        let _ = writeln!(s, "\n## Latency at a fixed rate\n");
+        let _ = writeln!(s, "| Path | Frame | Rate (Mpps) | Delivered Mpps | Lost | p50 (µs) | p99 (µs) | p99.9 (µs) | max (µs) |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for d in r.dpdk.iter().filter(|d| d.rate.is_some()) {
+            let l = &d.summary.latency_ns;
+            let _ = writeln!(
+                s,
+                "| {} | {} B | {:.3} | {:.3} | {} | {} | {} | {} | {} |",
+                d.forwarder.label(),
+                d.size,
+                d.rate.unwrap_or(0) as f64 / 1e6,
+                d.summary.window.rx_pps / 1e6,
+                d.summary.totals.lost,
+                us(l.p50),
+                us(l.p99),
+                us(l.p999),
+                us(l.max)
+            );
+        }
+    }
+    if !r.kernel.is_empty() {
+        let _ = writeln!(s, "\n## Kernel path: nftables on a veth, fed by trafgen (netsniff-ng)\n");
+        let _ = writeln!(s, "Same frames as the DPDK runs (1024 of the generator's templates). trafgen and the veth receive path run on one CPU; softirq time is the receive path (veth → IP → nftables), system time mostly trafgen's send path.\n");
+        let _ = writeln!(s, "| Ruleset | Frame | Filtered Mpps | Accepted / dropped | Softirq CPUs | System CPUs | Mpps per receive-path CPU | Mpps per CPU incl. sender |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        for k in &r.kernel {
+            let _ = writeln!(
+                s,
+                "| {} | {} B | **{:.3}** | {} / {} | {:.2} | {:.2} | {:.3} | {:.3} |",
+                if k.filter { "jhash mod 2 (CLUSTERIP style)" } else { "counter only (no filter)" },
+                k.size,
+                k.mpps,
+                k.accepted,
+                k.dropped,
+                k.softirq_cpus,
+                k.system_cpus,
+                k.mpps_per_rx_core,
+                k.mpps_per_core_with_sender
+            );
+        }
+    }
+    let _ = writeln!(s, "\n## Targets (DESIGN.md, \"Performance targets\")\n");
+    let _ = writeln!(s, "| Target | Required | Measured | Met | How |");
+    let _ = writeln!(s, "|---|---:|---:|:---:|---|");
+    for t in &r.targets {
+        let _ = writeln!(s, "| {} | ≥ {:.1}× | {:.2}× | {} | {} |", t.name, t.required, t.measured, if t.met { "yes" } else { "**no**" }, t.how);
+    }
+    if !r.failures.is_empty() {
+        let _ = writeln!(s, "\n## Failed runs\n");
+        for f in &r.failures {
+            let _ = writeln!(s, "- {}", f.replace('\n', " / "));
+        }
+    }
+    let _ = writeln!(s, "\n## Exact commands\n");
+    for d in &r.dpdk {
+        let _ = writeln!(s, "{} {} B{}:\n```\n{}\n```", d.forwarder.label(), d.size, d.rate.map_or(String::new(), |x| format!(" at {x} pps")), d.commands.join("\n"));
+    }
+    for k in &r.kernel {
+        let _ = writeln!(s, "kernel, {} B, {}:\n```\n{}\n```", k.size, if k.filter { "jhash" } else { "no filter" }, k.commands.join("\n"));
+    }
+    s
+}
+
+/// Horizontal bars of delivered / filtered Mpps.
+pub fn svg(path: &Path, r: &Results) -> Result<()> {
+    let mut bars: Vec<(String, f64, RGBColor)> = Vec::new();
+    let mut sizes: Vec<u16> = r.dpdk.iter().map(|d| d.size).chain(r.kernel.iter().map(|k| k.size)).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    for size in sizes {
+        for d in r.dpdk.iter().filter(|d| d.size == size && d.rate.is_none()) {
+            let color = match d.forwarder {
+                Forwarder::CLoop => RGBColor(120, 120, 120),
+                Forwarder::Farm { workers: 1 } => RGBColor(31, 119, 180),
+                Forwarder::Farm { .. } => RGBColor(107, 174, 214),
+            };
+            bars.push((format!("{size} B  {}", d.forwarder.label()), d.summary.window.rx_pps / 1e6, color));
+        }
+        for k in r.kernel.iter().filter(|k| k.size == size) {
+            let label = if k.filter { "nftables jhash, veth" } else { "veth, no filter" };
+            bars.push((format!("{size} B  {label}"), k.mpps, RGBColor(214, 39, 40)));
+        }
+    }
+    if bars.is_empty() {
+        return Ok(());
+    }
+    let height = 90 + 30 * u32::try_from(bars.len()).unwrap_or(1);
+    let root = SVGBackend::new(path, (960, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(0.1) * 1.15;
+    let n = bars.len();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("farm data plane vs C DPDK loop vs kernel ({})", r.started), ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(330)
+        .build_cartesian_2d(0.0..max, (0..n).into_segmented())?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc("Mpps (delivered back to the generator / filtered by nftables)")
+        .y_labels(n)
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => bars.get(*i).map(|b| b.0.clone()).unwrap_or_default(),
+            _ => String::new(),
+        })
+        .draw()?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, (_, v, c))| {
+        let mut rect = Rectangle::new([(0.0, SegmentValue::Exact(i)), (*v, SegmentValue::Exact(i + 1))], c.filled());
+        rect.set_margin(4, 4, 0, 0);
+        rect
+    }))?;
+    chart.draw_series(
+        bars.iter()
+            .enumerate()
+            .map(|(i, (_, v, _))| Text::new(format!(" {v:.2}"), (*v, SegmentValue::CenterOf(i)), ("sans-serif", 13))),
+    )?;
+    root.present()?;
+    Ok(())
+}
