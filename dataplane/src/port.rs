@@ -85,4 +85,17 @@ impl Port for QueuePair {
         frames.extend(unsent);
         sent
     }
+
+    /// One `rte_pktmbuf_free_bulk` per [`dpdk::BURST_SIZE`] frames.
+    #[inline]
+    fn free(&mut self, frames: &mut Vec<Pkt>) {
+        for p in frames.drain(..) {
+            if let Err(m) = self.burst.push(p.0) {
+                self.burst.clear();
+                // Cannot fail on an empty burst; if it did, `m` would be freed alone.
+                let _ = self.burst.push(m);
+            }
+        }
+        self.burst.clear();
+    }
 }

@@ -171,6 +171,8 @@ pub struct Pipeline<B> {
     rx: Vec<B>,
     to_tap: Vec<B>,
     to_wire: Vec<B>,
+    /// Frames dropped during a poll, freed together at its end.
+    dropped: Vec<B>,
     reply: [u8; REPLY_BUF_LEN],
 }
 
@@ -184,6 +186,7 @@ impl<B: Frame> Pipeline<B> {
             rx: Vec::with_capacity(burst),
             to_tap: Vec::with_capacity(burst),
             to_wire: Vec::with_capacity(2 * burst),
+            dropped: Vec::with_capacity(2 * burst),
             reply: [0; REPLY_BUF_LEN],
         }
     }
@@ -199,6 +202,8 @@ impl<B: Frame> Pipeline<B> {
     }
 
     /// One poll: an rx burst on each port, classification, and tx bursts.
+    /// Dropped frames (and frames a transmit queue refused) are freed in one
+    /// [`Port::free`] call on the uplink at the end.
     /// Counts into `tally`; returns the number of frames received.
     pub fn run_once<U, T, L, F>(
         &mut self,
@@ -226,10 +231,11 @@ impl<B: Frame> Pipeline<B> {
                         self.to_wire.push(f);
                     } else {
                         tally.add(DropReason::NoBuffer.counter(), 1);
+                        self.dropped.push(f);
                     }
                 }
                 Verdict::ToWire => self.to_wire.push(f),
-                Verdict::Drop(_) => {}
+                Verdict::Drop(_) => self.dropped.push(f),
             }
         }
 
@@ -240,18 +246,25 @@ impl<B: Frame> Pipeline<B> {
             tally.count(v);
             if v == Verdict::ToWire {
                 self.to_wire.push(f);
+            } else {
+                self.dropped.push(f);
             }
         }
 
         if !self.to_tap.is_empty() {
             tap.tx_burst(&mut self.to_tap);
             tally.add(Counter::DropTapFull, self.to_tap.len() as u64);
-            self.to_tap.clear();
+            self.dropped.append(&mut self.to_tap);
         }
         if !self.to_wire.is_empty() {
             uplink.tx_burst(&mut self.to_wire);
             tally.add(Counter::DropTxFull, self.to_wire.len() as u64);
-            self.to_wire.clear();
+            self.dropped.append(&mut self.to_wire);
+        }
+        if !self.dropped.is_empty() {
+            uplink.free(&mut self.dropped);
+            // A port that left frames behind: drop them here, never keep them.
+            self.dropped.clear();
         }
         n_up + n_tap
     }

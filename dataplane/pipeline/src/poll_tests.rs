@@ -10,7 +10,7 @@ use farm_wire::{summarize, EthernetAddress, TcpFlags};
 use super::*;
 use crate::config::{PortRange, Protocol, Rule, Vip};
 use crate::flows::NoFlowTracking;
-use crate::port::LoopbackPort;
+use crate::port::{LoopbackPort, Port, VecFrame};
 use crate::table::StaticTable;
 
 const NODE: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
@@ -176,6 +176,51 @@ fn full_queues_and_bursts() {
     assert_eq!(tally.get(Counter::DropTapFull), 1);
     assert_eq!(tally.get(Counter::DropTxFull), 2);
     assert!(tap.sent.is_empty() && up.sent.is_empty());
+}
+
+/// A loopback port that keeps what the pipeline frees, and counts the calls.
+#[derive(Default)]
+struct FreeingPort {
+    inner: LoopbackPort,
+    freed: Vec<VecFrame>,
+    free_calls: u32,
+}
+
+impl Port for FreeingPort {
+    type Buf = VecFrame;
+    fn rx_burst(&mut self, out: &mut Vec<VecFrame>, max: usize) -> usize {
+        self.inner.rx_burst(out, max)
+    }
+    fn tx_burst(&mut self, frames: &mut Vec<VecFrame>) -> usize {
+        self.inner.tx_burst(frames)
+    }
+    fn free(&mut self, frames: &mut Vec<VecFrame>) {
+        self.free_calls += 1;
+        self.freed.append(frames);
+    }
+}
+
+#[test]
+fn drops_and_refused_frames_are_freed_in_one_call_per_poll() {
+    let mut p = Pipeline::new(cfg(), 32);
+    let (mut up, mut tap) = (FreeingPort::default(), LoopbackPort::new());
+    up.inner.tx_room = 0;
+    load(&mut up.inner, &mut tap);
+    let table = StaticTable::all_owned_by(0, 0, DEFAULT_BUCKETS);
+    let mut tally = Tally::new();
+    assert_eq!(
+        p.run_once(&mut up, &mut tap, &table, &mut NoFlowTracking, &mut tally),
+        5
+    );
+    // Dropped: the flooded frame, the kernel's gratuitous ARP; refused by
+    // the uplink: the ARP reply and the kernel's UDP frame.
+    assert_eq!(up.free_calls, 1);
+    assert_eq!(up.freed.len(), 4);
+    assert_eq!(tally.get(Counter::DropTxFull), 2);
+    assert_eq!(tap.take_sent().len(), 1);
+    // A poll that drops nothing frees nothing.
+    p.run_once(&mut up, &mut tap, &table, &mut NoFlowTracking, &mut tally);
+    assert_eq!(up.free_calls, 1);
 }
 
 /// A fake lcore over a static table.
