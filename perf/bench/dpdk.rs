@@ -91,6 +91,10 @@ pub struct DpdkRun {
     pub forwarder_counters: serde_json::Value,
     /// Exact commands, forwarder first.
     pub commands: Vec<String>,
+    /// Attempts it took (a run in which no frame came back is retried).
+    pub attempts: u32,
+    /// Anomalies that did not invalidate the figures (e.g. a crash on shutdown).
+    pub warnings: Vec<String>,
 }
 
 fn farm_config(dir: &Path, prefix: &str) -> Result<PathBuf> {
@@ -214,6 +218,7 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
         .args(["--warmup", &humantime::format_duration(setup.warmup).to_string()])
         .args(["--duration", &humantime::format_duration(setup.duration).to_string()])
         .args(["--dut-pid", &fwd.pid().to_string(), "--file-prefix", &format!("tg-{tag}")])
+        .arg("--hold")
         .arg("--json")
         .arg(&json);
     match &cfg {
@@ -225,14 +230,34 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
     }
     commands.push(command_line(&tg));
     let mut gen = procs::spawn("trafgen", tg, dir)?;
+    // The generator holds its memifs open after its report: stop the forwarder
+    // first (it stops polling before it disconnects), then the generator. The
+    // other order can crash the forwarder inside DPDK's memif rx (peer
+    // disconnect while polling).
     let limit = setup.warmup + setup.duration + Duration::from_secs(40);
-    let status = gen.wait(limit)?;
-    if !fwd.running() {
-        bail!("the forwarder died during the run:\n{}", procs::tail(&dir.join("forwarder.err"), 15));
+    let t = Instant::now();
+    while !json.exists() && gen.running() {
+        if t.elapsed() > limit {
+            bail!("farm-trafgen did not report within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    fwd.stop(Duration::from_secs(10));
-    if !status.success() {
-        bail!("farm-trafgen failed ({status}):\n{}", procs::tail(&dir.join("trafgen.err"), 15));
+    let fwd_alive = fwd.running();
+    let fwd_status = fwd.stop(Duration::from_secs(10));
+    let status = gen.stop(Duration::from_secs(10));
+    if !json.exists() {
+        let err = procs::tail(&dir.join("trafgen.err"), 40);
+        let first = err.lines().take_while(|l| !l.contains("Stack backtrace")).collect::<Vec<_>>().join("\n");
+        bail!("farm-trafgen failed ({status:?}): {first}");
+    }
+    if !fwd_alive {
+        bail!("the forwarder exited during the run ({fwd_status:?}):\n{}", procs::tail(&dir.join("forwarder.err"), 15));
+    }
+    let mut warnings = Vec::new();
+    if !fwd_status.is_some_and(|s| s.success()) {
+        let w = format!("forwarder exit status on SIGTERM, after the measurement: {fwd_status:?}");
+        tracing::warn!("{w}");
+        warnings.push(w);
     }
     let summary: Summary = serde_json::from_str(&std::fs::read_to_string(&json).context("trafgen JSON")?)?;
     let forwarder_counters = match &table {
@@ -249,5 +274,8 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
             serde_json::from_str(out.trim()).unwrap_or(serde_json::Value::Null)
         }
     };
-    Ok(DpdkRun { forwarder: case.fwd, size: case.size, rate: case.rate, summary, forwarder_counters, commands })
+    if summary.window.tx > 0 && summary.window.rx == 0 {
+        bail!("no frame came back ({} sent; forwarder counters {forwarder_counters})", summary.totals.tx);
+    }
+    Ok(DpdkRun { forwarder: case.fwd, size: case.size, rate: case.rate, summary, forwarder_counters, commands, attempts: 1, warnings })
 }

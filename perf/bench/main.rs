@@ -26,6 +26,10 @@ use clap::Parser;
 use dpdk::{Case, Forwarder, Setup};
 use report::{Machine, Results};
 
+/// Attempts per DPDK case: DPDK 22.11's memif PMD sometimes never passes
+/// traffic on a multi-queue link (see perf/bench/README.md).
+const ATTEMPTS: u32 = 3;
+
 #[derive(Debug, Parser)]
 #[command(name = "farm-bench", about = "farm data plane vs C DPDK loop vs nftables, side by side")]
 struct Args {
@@ -111,18 +115,27 @@ fn main() -> Result<()> {
         }
         for case in cases {
             n += 1;
-            let dir = work.join(format!("{n:02}"));
             let what = format!("{} {} B{}", case.fwd.label(), case.size, case.rate.map_or(String::new(), |r| format!(" at {r} pps")));
-            tracing::info!("run {n}: {what}");
-            match dpdk::run(&setup, case, &dir) {
-                Ok(r) => {
-                    tracing::info!("  {}", r.summary.human());
-                    dpdk_runs.push(r);
+            let mut errors = Vec::new();
+            for attempt in 1..=ATTEMPTS {
+                let dir = work.join(format!("{n:02}-{attempt}"));
+                tracing::info!("run {n}: {what} (attempt {attempt})");
+                match dpdk::run(&setup, case, &dir) {
+                    Ok(mut r) => {
+                        tracing::info!("  {}", r.summary.human());
+                        r.attempts = attempt;
+                        r.warnings.extend(errors.drain(..).map(|e| format!("earlier attempt failed: {e}")));
+                        dpdk_runs.push(r);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!("  failed: {e:#}");
+                        errors.push(format!("{e:#}"));
+                    }
                 }
-                Err(e) => {
-                    tracing::error!("  failed: {e:#}");
-                    failures.push(format!("{what}: {e:#}"));
-                }
+            }
+            if !errors.is_empty() {
+                failures.push(format!("{what}: {} attempts failed: {}", errors.len(), errors.join(" | ")));
             }
         }
     }

@@ -46,22 +46,6 @@ impl Guard {
         let _ = child.kill();
         child.wait().ok()
     }
-
-    /// Waits for it to exit by itself, up to `timeout` (then stops it).
-    pub fn wait(&mut self, timeout: Duration) -> Result<ExitStatus> {
-        let t = Instant::now();
-        while t.elapsed() < timeout {
-            if let Some(c) = self.child.as_mut() {
-                if let Some(s) = c.try_wait()? {
-                    self.child = None;
-                    return Ok(s);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.stop(Duration::from_secs(3));
-        bail!("{} did not finish within {timeout:?}", self.name)
-    }
 }
 
 impl Drop for Guard {

@@ -240,6 +240,15 @@ pub fn markdown(r: &Results) -> String {
     for t in &r.targets {
         let _ = writeln!(s, "| {} | ≥ {:.1}× | {:.2}× | {} | {} |", t.name, t.required, t.measured, if t.met { "yes" } else { "**no**" }, t.how);
     }
+    let warned: Vec<&DpdkRun> = r.dpdk.iter().filter(|d| !d.warnings.is_empty()).collect();
+    if !warned.is_empty() {
+        let _ = writeln!(s, "\n## Warnings\n");
+        for d in warned {
+            for w in &d.warnings {
+                let _ = writeln!(s, "- {} {} B: {}", d.forwarder.label(), d.size, w.replace('\n', " / "));
+            }
+        }
+    }
     if !r.failures.is_empty() {
         let _ = writeln!(s, "\n## Failed runs\n");
         for f in &r.failures {

@@ -17,7 +17,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -113,9 +113,15 @@ struct Args {
     /// Process of the device under test, for its CPU time and cycles per packet.
     #[arg(long)]
     dut_pid: Option<u32>,
-    /// Write the JSON summary here instead of stdout.
+    /// Write the JSON summary here instead of stdout (atomically: written
+    /// to a temporary file, then renamed).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// After the report, keep the ports open (idle) until SIGTERM/SIGINT, so
+    /// that the peer can be stopped first: DPDK 22.11's memif PMD can crash a
+    /// process polling a memif whose peer disconnects.
+    #[arg(long)]
+    hold: bool,
 
     /// CPU of the generator's thread (EAL -l).
     #[arg(long, default_value_t = 0)]
@@ -350,11 +356,22 @@ fn main() -> Result<()> {
         latency_ns: r.latency,
         cpu,
     };
+    // From here on a signal ends the hold (a signal during the run ended the run).
+    stop.store(false, Ordering::SeqCst);
     let json = serde_json::to_string_pretty(&summary)?;
     match &a.json {
-        Some(p) => std::fs::write(p, json + "\n").with_context(|| format!("write {}", p.display()))?,
+        Some(p) => {
+            let tmp = p.with_extension("json.tmp");
+            std::fs::write(&tmp, json + "\n").with_context(|| format!("write {}", tmp.display()))?;
+            std::fs::rename(&tmp, p).with_context(|| format!("rename to {}", p.display()))?;
+        }
         None => println!("{json}"),
     }
     eprintln!("farm-trafgen: {}", summary.human());
+    if a.hold {
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     Ok(())
 }

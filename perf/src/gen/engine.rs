@@ -208,11 +208,11 @@ impl Engine<'_> {
                     if sent < len {
                         totals.tx_ring_full += 1;
                     }
-                    if sent > 0 {
-                        txq += 1;
-                        if txq == self.tx.len() {
-                            txq = 0;
-                        }
+                    // Next queue in any case: what a full ring refused goes to the
+                    // next one (a worker that is not scheduled must not stall the rest).
+                    txq += 1;
+                    if txq == self.tx.len() {
+                        txq = 0;
                     }
                 }
             }

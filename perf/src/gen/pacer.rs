@@ -1,5 +1,8 @@
 //! Transmit pacing on the TSC: a packet budget that grows at the target rate.
 
+/// Largest deficit a paced sender makes up (packets).
+pub const MAX_BACKLOG: u64 = 64;
+
 /// Paces transmission at `rate` packets per second (or not at all).
 #[derive(Debug, Clone)]
 pub struct Pacer {
@@ -16,15 +19,23 @@ impl Pacer {
         Pacer { hz: u128::from(hz.max(1)), rate: rate.map(u128::from), start, sent: 0 }
     }
 
-    /// How many packets may be in flight to the driver at TSC `now`, at most `max`.
+    /// How many packets may go to the driver at TSC `now`, at most `max`.
+    ///
+    /// A sender that fell behind (descheduled, ring full) catches up by at most
+    /// [`MAX_BACKLOG`] packets: the rest of the deficit is forgotten, so a stall
+    /// lowers the achieved rate instead of causing a burst at line rate.
     #[inline]
-    pub fn allowance(&self, now: u64, max: usize) -> usize {
+    pub fn allowance(&mut self, now: u64, max: usize) -> usize {
         match self.rate {
             None => max,
             Some(r) => {
                 let due = u128::from(now.saturating_sub(self.start)) * r / self.hz;
                 let due = u64::try_from(due).unwrap_or(u64::MAX);
-                usize::try_from(due.saturating_sub(self.sent)).unwrap_or(usize::MAX).min(max)
+                let backlog = due.saturating_sub(self.sent);
+                if backlog > MAX_BACKLOG {
+                    self.sent = due - MAX_BACKLOG;
+                }
+                usize::try_from(backlog.min(MAX_BACKLOG)).unwrap_or(usize::MAX).min(max)
             }
         }
     }
@@ -50,9 +61,15 @@ mod tests {
         assert_eq!(p.allowance(5000 + 10_000, 32), 10);
         p.sent(10);
         assert_eq!(p.allowance(5000 + 10_000, 32), 0);
-        // Far behind: bounded by max per call.
-        assert_eq!(p.allowance(5000 + 1_000_000_000, 32), 32);
-        let flat = Pacer::new(1_000_000_000, None, 0);
+        // Far behind: bounded by max per call, and the deficit beyond
+        // MAX_BACKLOG is forgotten.
+        let late = 5000 + 1_000_000_000;
+        assert_eq!(p.allowance(late, 32), 32);
+        p.sent(32);
+        assert_eq!(p.allowance(late, 1000), (MAX_BACKLOG - 32) as usize);
+        p.sent((MAX_BACKLOG - 32) as usize);
+        assert_eq!(p.allowance(late, 32), 0);
+        let mut flat = Pacer::new(1_000_000_000, None, 0);
         assert_eq!(flat.allowance(0, 32), 32);
         // Simulated loop: the count sent over 1 s matches the rate.
         let mut p = Pacer::new(2_000_000_000, Some(3_000_000), 0);

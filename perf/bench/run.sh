@@ -1,0 +1,40 @@
+#!/bin/bash
+# The performance harness of DESIGN.md ("Performance targets"), in one run:
+# farm-dataplane (1 and 2 workers) vs a minimal C DPDK loop over net_memif, and
+# an nftables jhash filter on a veth fed by netsniff-ng's trafgen.
+#
+#   sudo perf/bench/run.sh [farm-bench options, e.g. --sizes 64 --duration 2s]
+#
+# Builds what it needs (release), then writes results.json, results.md and
+# mpps.svg (plus per-run logs) under perf/results/<date>/. Needs root
+# (network namespaces), libdpdk-dev, pkg-config, a C compiler and trafgen
+# (Debian package netsniff-ng). Runs take about 2 minutes on 2 CPUs, after the
+# build; stop anything else running on the machine first, or the figures
+# mostly measure the other work (the load average is recorded).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+target=${CARGO_TARGET_DIR:-$root/target}
+out=${FARM_BENCH_OUT:-perf/results/$(date +%Y-%m-%d_%H%M%S)}
+
+if [ "$(id -u)" != 0 ]; then
+    echo "run.sh: needs root (network namespaces, nftables)" >&2
+    exit 1
+fi
+if ! command -v trafgen >/dev/null; then
+    echo "run.sh: trafgen not found: apt-get install netsniff-ng" >&2
+    exit 1
+fi
+
+build_start=$(date +%s)
+cargo build --release -p farm-perf --bin farm-trafgen --bin farm-bench
+cargo build --release -p farm-dataplane --bin farm-dataplane
+make -s -C perf/c
+echo "run.sh: build took $(( $(date +%s) - build_start )) s" >&2
+
+mkdir -p "$out"
+cmd=("$target/release/farm-bench" --out "$out" --cfwd perf/c/build/farm-cfwd "$@")
+printf '%q ' "${cmd[@]}" > "$out/command.txt"
+echo >> "$out/command.txt"
+"${cmd[@]}"
