@@ -16,6 +16,8 @@ mod dpdk;
 mod kernel;
 mod procs;
 mod report;
+#[cfg(test)]
+mod pktgen_tests;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
