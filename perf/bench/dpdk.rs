@@ -244,7 +244,9 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
     }
     let fwd_alive = fwd.running();
     let fwd_status = fwd.stop(Duration::from_secs(10));
-    let status = gen.stop(Duration::from_secs(10));
+    // memif teardown after the peer left can hang in DPDK: the report is
+    // written by now, so do not wait long.
+    let status = gen.stop(Duration::from_secs(5));
     if !json.exists() {
         let err = procs::tail(&dir.join("trafgen.err"), 40);
         let first = err.lines().take_while(|l| !l.contains("Stack backtrace")).collect::<Vec<_>>().join("\n");
@@ -256,6 +258,11 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
     let mut warnings = Vec::new();
     if !fwd_status.is_some_and(|s| s.success()) {
         let w = format!("forwarder exit status on SIGTERM, after the measurement: {fwd_status:?}");
+        tracing::warn!("{w}");
+        warnings.push(w);
+    }
+    if !status.is_some_and(|s| s.success()) {
+        let w = format!("farm-trafgen exit status after its report: {status:?} (killed if it hung in memif teardown)");
         tracing::warn!("{w}");
         warnings.push(w);
     }

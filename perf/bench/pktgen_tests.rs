@@ -60,7 +60,7 @@ fn pktgen_files_match_the_farm() {
             assert_eq!(macs.len(), 3, "{name}: port {port} start/min/max dst mac");
             assert!(macs.iter().all(|m| *m == want), "{name}: port {port} dst mac {macs:?}, VIP {v} has {want}");
             if proto[port] == "tcp" {
-                assert!(!flags.get(port).map_or(true, Vec::is_empty), "{name}: port {port} sets no TCP flag");
+                assert!(flags.get(port).is_some_and(|f| !f.is_empty()), "{name}: port {port} sets no TCP flag");
             }
         }
     }
