@@ -8,7 +8,6 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -74,6 +73,8 @@ pub struct Setup {
     pub warmup: Duration,
     /// Measurement window.
     pub duration: Duration,
+    /// Niceness of the generator and the forwarder (0: unchanged).
+    pub nice: i32,
 }
 
 /// What one run measured.
@@ -173,7 +174,7 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
     match case.fwd {
         Forwarder::CLoop => {
             cfg = None;
-            fwd_cmd = Command::new(&setup.cfwd);
+            fwd_cmd = procs::niced(&setup.cfwd, setup.nice);
             fwd_cmd
                 .args(["-l", "1", "--no-huge", "--no-shconf", "-m", "256", "--no-pci", "--no-telemetry"])
                 .arg(format!("--file-prefix=cfwd-{tag}"))
@@ -191,7 +192,7 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
             // Worker i on CPU i+1 modulo 2: one worker has CPU 1 to itself; a second
             // one shares CPU 0 with the generator.
             let lcores = (0..workers).map(|i| ((i + 1) % 2).to_string()).collect::<Vec<_>>().join(",");
-            fwd_cmd = Command::new(&setup.dataplane);
+            fwd_cmd = procs::niced(&setup.dataplane, setup.nice);
             fwd_cmd
                 .arg("--config")
                 .arg(&c)
@@ -208,7 +209,7 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
     wait_ready(&mut fwd, &[&up, &loc], table.as_ref(), &dir.join("forwarder.err"))?;
 
     let json = dir.join("trafgen.json");
-    let mut tg = Command::new(&setup.trafgen);
+    let mut tg = procs::niced(&setup.trafgen, setup.nice);
     tg.args(["--cpu", "0", "--queues", &queues.to_string()])
         .arg("--port")
         .arg(format!("net_memif_tg0,role=client,id=0,socket={}", up.display()))

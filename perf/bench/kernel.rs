@@ -174,7 +174,7 @@ fn sample(dut: &str) -> Result<Sample> {
 }
 
 /// Runs the kernel path for one size, with or without the jhash filter.
-pub fn run(size: u16, filter: bool, warmup: Duration, duration: Duration, dir: &Path) -> Result<KernelRun> {
+pub fn run(size: u16, filter: bool, warmup: Duration, duration: Duration, nice: i32, dir: &Path) -> Result<KernelRun> {
     std::fs::create_dir_all(dir)?;
     let tag = format!("{}{}", std::process::id() % 100_000, if filter { "f" } else { "n" });
     let ns = setup_netns(&tag)?;
@@ -186,7 +186,7 @@ pub fn run(size: u16, filter: bool, warmup: Duration, duration: Duration, dir: &
     procs::run(&mut nft_cmd)?;
     let cfg = dir.join("trafgen.cfg");
     std::fs::write(&cfg, trafgen_config(size)?)?;
-    let mut tg = Command::new("ip");
+    let mut tg = procs::niced("ip", nice);
     tg.args(["netns", "exec", &ns.gen, "trafgen", "--no-sock-mem", "--cpus", "1", "--num", "0", "-i"])
         .arg(&cfg)
         .args(["-o", &ns.gen_if]);

@@ -62,6 +62,10 @@ struct Args {
     /// Skip the kernel path.
     #[arg(long)]
     skip_kernel: bool,
+    /// Run the generators and forwarders at this niceness (e.g. -15 on a
+    /// machine shared with other work; recorded in the results). 0: unchanged.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    nice: i32,
     /// Worker counts of farm-dataplane to run.
     #[arg(long, default_value = "1,2", value_delimiter = ',')]
     workers: Vec<u16>,
@@ -90,6 +94,7 @@ fn main() -> Result<()> {
         cfwd: args.cfwd.clone(),
         warmup: args.warmup,
         duration: args.duration,
+        nice: args.nice,
     };
     if !args.skip_dpdk {
         for p in [&setup.trafgen, &setup.dataplane, &setup.cfwd] {
@@ -148,7 +153,7 @@ fn main() -> Result<()> {
                 let dir = work.join(format!("{n:02}"));
                 let what = format!("kernel {size} B {}", if filter { "jhash filter" } else { "no filter" });
                 tracing::info!("run {n}: {what}");
-                match kernel::run(size, filter, args.warmup, args.duration, &dir) {
+                match kernel::run(size, filter, args.warmup, args.duration, args.nice, &dir) {
                     Ok(k) => {
                         tracing::info!("  {:.3} Mpps filtered, {:.3} Mpps per receive-path CPU", k.mpps, k.mpps_per_rx_core);
                         kernel_runs.push(k);

@@ -70,6 +70,16 @@ pub fn command_line(cmd: &Command) -> String {
         .join(" ")
 }
 
+/// `prog` run through `nice -n <nice>` when `nice` is not 0 (same pid: nice execs).
+pub fn niced(prog: impl AsRef<std::ffi::OsStr>, nice: i32) -> Command {
+    if nice == 0 {
+        return Command::new(prog);
+    }
+    let mut c = Command::new("nice");
+    c.arg("-n").arg(nice.to_string()).arg(prog);
+    c
+}
+
 /// Starts `cmd` with stdout and stderr in `<dir>/<name>.out` / `.err`.
 pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Result<Guard> {
     let out = File::create(dir.join(format!("{name}.out")))?;

@@ -375,3 +375,26 @@ fn main() -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_values() {
+        assert_eq!(parse_rate("1M"), Ok(1_000_000));
+        assert_eq!(parse_rate("2.5k"), Ok(2_500));
+        assert_eq!(parse_rate("300"), Ok(300));
+        assert!(parse_rate("0").is_err() && parse_rate("-1M").is_err() && parse_rate("fast").is_err());
+        assert_eq!(parse_mac("5a:fe:c6:12:00:64"), Ok(EthernetAddress([0x5a, 0xfe, 0xc6, 0x12, 0, 0x64])));
+        assert!(parse_mac("5a:fe:c6:12:00").is_err() && parse_mac("zz:fe:c6:12:00:64").is_err());
+        assert_eq!(parse_u64("0xfa7"), Ok(0xfa7));
+        assert_eq!(parse_u64("42"), Ok(42));
+        assert!(parse_affinity("on_port").is_ok() && parse_affinity("port").is_err());
+        // The defaults parse, and --farm-config supplies key, buckets and VIPs.
+        let a = Args::try_parse_from(["farm-trafgen"]).unwrap();
+        let (h, vips) = hashing_and_vips(&a).unwrap();
+        assert_eq!((h.n_buckets, vips.len()), (farm_table::DEFAULT_BUCKETS, 1));
+        assert!(Args::try_parse_from(["farm-trafgen", "--buckets", "1000"]).is_ok_and(|a| hashing_and_vips(&a).is_err()));
+    }
+}
