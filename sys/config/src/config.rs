@@ -114,7 +114,7 @@ impl Config {
         let vips = resolve_vips(file.vip, &nodes, &mut r);
         validate::assignment(&file.assignment, &nodes, &vips, &mut r);
         let mut dataplane = file.dataplane;
-        validate::dataplane(&mut dataplane, &module, &vips, &mut r);
+        validate::dataplane(&mut dataplane, &module, &nodes, &vips, &mut r);
         let mut scripts = file.scripts;
         validate::scripts(&mut scripts, &mut r);
         let checkers = resolve_checkers(
@@ -168,11 +168,15 @@ impl Config {
     }
 }
 
-/// Per-node values: a config shared by several nodes on one machine (the namespace lab) can
-/// write `{node}` in `module.log_dir`, `module.run_dir`, `module.table_file` and
-/// `dataplane.file_prefix`; it stands for the local node's name.
+/// Per-node values: a config shared by several nodes (every farm installs one file on every
+/// node; the namespace lab runs them all on one machine) can write `{node}` in
+/// `module.log_dir`, `module.run_dir`, `module.table_file` and `dataplane.file_prefix`; it
+/// stands for the local node's name. `dataplane.tap_addrs` can write `{addrN}` (`{addr}` is
+/// `{addr0}`) for the local node's `addrs[N]`.
 impl Config {
-    /// Replaces `{node}` with `node_name` in the per-node values.
+    /// Replaces `{node}` with `node_name` in the per-node values, and the `{addrN}` of
+    /// `dataplane.tap_addrs` with that node's addresses (they stay placeholders if no node is
+    /// called `node_name`).
     pub fn localize(&mut self, node_name: &str) {
         let expand = |p: &mut std::path::PathBuf| {
             let s = p.to_string_lossy();
@@ -187,11 +191,22 @@ impl Config {
             .dataplane
             .file_prefix
             .replace(validate::NODE_PLACEHOLDER, node_name);
+        if let Some(node) = self.nodes.iter().find(|n| n.name == *node_name) {
+            for a in &mut self.dataplane.tap_addrs {
+                if let Some(r) = a.resolve(node) {
+                    *a = r;
+                }
+            }
+        }
     }
 
     /// What farmd and the data plane call at start-up: [`Config::load`], then
     /// [`Config::local_node`] (the node named `name_override`, e.g. from `--node`, or the one
     /// whose address is on this machine), then [`Config::localize`] for that node.
+    ///
+    /// A fixed `dataplane.tap_addrs` entry that is another node's address is refused here: the
+    /// file is shared by every node, so it would give this node a peer's address (write
+    /// `{addr0}/..` instead).
     pub fn load_local(
         path: impl AsRef<Path>,
         name_override: Option<&str>,
@@ -199,6 +214,35 @@ impl Config {
         let mut cfg = Config::load(path)?;
         let node = cfg.local_node(name_override)?.clone();
         cfg.localize(node.name.as_str());
+        cfg.check_tap_addrs_for(&node)?;
         Ok((cfg, node))
+    }
+
+    /// See [`Config::load_local`].
+    fn check_tap_addrs_for(&self, node: &Node) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        for (i, a) in self.dataplane.tap_addrs.iter().enumerate() {
+            let Some(addr) = a.addr() else { continue };
+            let owner = self
+                .nodes
+                .iter()
+                .find(|n| n.id != node.id && n.addrs.contains(&addr));
+            if let Some(other) = owner {
+                problems.push(Problem {
+                    file: self.origin.clone(),
+                    line_col: None,
+                    key: format!("dataplane.tap_addrs[{i}]"),
+                    message: format!(
+                        "{a} is node {}'s address, not this node's ({}); expected {{addrN}}/{} (this node's addrs[N]) in a file shared by the nodes",
+                        other.name, node.name, a.prefix_len
+                    ),
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(Problems(problems)))
+        }
     }
 }

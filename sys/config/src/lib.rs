@@ -40,6 +40,7 @@ mod locate;
 mod nodes;
 mod runtime;
 mod sections;
+mod tap;
 mod types;
 mod validate;
 
@@ -52,6 +53,7 @@ pub use runtime::MIN_SECRET_LEN;
 pub use sections::{
     Api, Assignment, Dataplane, Heartbeat, LocalPort, Mode, Module, Restart, Scripts, Takeover,
 };
+pub use tap::{TapAddr, TapHost};
 pub use types::{
     Buckets, HashSeed, IfName, MacAddr, ModuleName, Name, NodeId, Ports, Proto, Uplink, Weight,
 };

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::tap::TapAddr;
 use crate::types::Buckets;
 use crate::types::{duration, HashSeed, IfName, MacAddr, ModuleName, Uplink};
 
@@ -24,6 +25,8 @@ pub(crate) struct ModuleSpec {
     pub log_dir: Option<PathBuf>,
     pub run_dir: Option<PathBuf>,
     pub table_file: Option<PathBuf>,
+    #[serde(default)]
+    pub autostart: bool,
 }
 
 /// `[module]`: identity of the farm and where its files live.
@@ -46,6 +49,9 @@ pub struct Module {
     pub run_dir: PathBuf,
     /// Shared-memory table file (default `/dev/shm/farm-<module>`).
     pub table_file: PathBuf,
+    /// Start the module when farmd starts, like `farmd --start` (SafeKit's boot start;
+    /// default false: the module stays in STOP until `farmctl start`).
+    pub autostart: bool,
 }
 
 impl ModuleSpec {
@@ -66,6 +72,7 @@ impl ModuleSpec {
             cluster_id: self.cluster_id,
             buckets: self.buckets,
             secret_file: self.secret_file,
+            autostart: self.autostart,
         }
     }
 }
@@ -167,6 +174,9 @@ pub struct Dataplane {
     pub local_port: LocalPort,
     /// Kernel interface name of the local port (default `farm0`).
     pub tap_name: IfName,
+    /// Addresses farmd puts on `tap_name` (and sets it up) each time the data plane becomes
+    /// ready (default none: farmd leaves the interface alone). See [`TapAddr`].
+    pub tap_addrs: Vec<TapAddr>,
     /// Number of worker lcores (default 1).
     pub workers: u32,
     /// CPUs of the worker lcores, one per worker (default: chosen by the data plane).
@@ -204,6 +214,7 @@ impl Default for Dataplane {
             uplink: None,
             local_port: LocalPort::Tap,
             tap_name: IfName::default(),
+            tap_addrs: Vec::new(),
             workers: 1,
             lcores: None,
             busy_poll: false,

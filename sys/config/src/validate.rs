@@ -7,6 +7,7 @@ use crate::error::{Problem, Problems};
 use crate::locate::Locator;
 use crate::nodes::{Node, Vip};
 use crate::sections::{Assignment, Dataplane, Heartbeat, Module, Restart, Scripts, Takeover};
+use crate::tap::{max_prefix, TapHost};
 use crate::types::duration::show;
 
 /// Problems found so far, as (key path, message).
@@ -124,7 +125,13 @@ pub(crate) fn assignment(a: &Assignment, nodes: &[Node], vips: &[Vip], r: &mut R
     }
 }
 
-pub(crate) fn dataplane(d: &mut Dataplane, module: &Module, vips: &[Vip], r: &mut Report) {
+pub(crate) fn dataplane(
+    d: &mut Dataplane,
+    module: &Module,
+    nodes: &[Node],
+    vips: &[Vip],
+    r: &mut Report,
+) {
     if d.file_prefix.is_empty() {
         d.file_prefix = format!("farm-{}", module.name);
     } else if d.file_prefix.chars().any(|c| c == '/' || c.is_whitespace()) {
@@ -134,6 +141,7 @@ pub(crate) fn dataplane(d: &mut Dataplane, module: &Module, vips: &[Vip], r: &mu
         );
     }
     placeholders(r, "dataplane.file_prefix", &d.file_prefix);
+    tap_addrs(d, nodes, r);
     if !d.enabled {
         return;
     }
@@ -211,6 +219,45 @@ pub(crate) fn dataplane(d: &mut Dataplane, module: &Module, vips: &[Vip], r: &mu
         let opt = a.split('=').next().unwrap_or(a);
         if matches!(opt, "--file-prefix" | "-l" | "--lcores" | "-c") {
             r.err(format!("dataplane.eal_args[{i}]"), format!("{opt} is set from the config (file_prefix, lcores); expected other EAL options"));
+        }
+    }
+}
+
+/// `tap_addrs`: placeholders name an address every node has, prefix lengths fit the family,
+/// no entry twice, and a data plane to carry them.
+fn tap_addrs(d: &Dataplane, nodes: &[Node], r: &mut Report) {
+    if !d.enabled && !d.tap_addrs.is_empty() {
+        r.err(
+            "dataplane.tap_addrs",
+            "expected no tap_addrs with enabled = false (there is no data plane, hence no TAP)",
+        );
+        return;
+    }
+    let lans = nodes.first().map_or(0, |n| n.addrs.len());
+    for (i, a) in d.tap_addrs.iter().enumerate() {
+        let key = format!("dataplane.tap_addrs[{i}]");
+        if let TapHost::NodeAddr(k) = a.host {
+            match nodes.first().and_then(|n| n.addrs.get(k)) {
+                None => r.err(
+                    &key,
+                    format!("{a}: the nodes have {lans} address(es) (addrs[0..{lans}]); expected {{addr0}}..{{addr{}}}", lans.saturating_sub(1)),
+                ),
+                Some(first) if a.prefix_len > max_prefix(first) => r.err(
+                    &key,
+                    format!(
+                        "{a}: node addrs[{k}] are {} addresses; expected a prefix length between 1 and {}",
+                        if first.is_ipv4() { "IPv4" } else { "IPv6" },
+                        max_prefix(first)
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        if let Some(j) = d.tap_addrs[..i].iter().position(|b| b.host == a.host) {
+            r.err(
+                &key,
+                format!("duplicate address {a} (also dataplane.tap_addrs[{j}]); expected each address once"),
+            );
         }
     }
 }

@@ -163,4 +163,12 @@ fn lab_template_localizes_per_node_paths() {
     assert_eq!(c.module.table_file, PathBuf::from("/dev/shm/farm-lab-n2"));
     assert_eq!(c.module.run_dir, PathBuf::from("/run/farm-lab/n2/run"));
     assert_eq!(c.dataplane.file_prefix, "farm-lab-n2");
+    // farmd puts each node's own address on its TAP.
+    let tap: Vec<String> = c
+        .dataplane
+        .tap_addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(tap, [format!("{}/16", n2.addrs[0])]);
 }
