@@ -401,3 +401,170 @@ fn a_second_signal_during_the_graceful_stop_exits_at_once() {
     let err = e.stderr();
     assert!(err.contains("farmd: error: second termination signal"), "{err}");
 }
+
+/// Plays the data plane's part in the table: the pid of whichever data plane farmd runs (from
+/// its pid file), and liveness stamps; until dropped.
+struct Stamper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Stamper {
+    fn start(e: &Env) -> Stamper {
+        use farm_control::checkers::dataplane::monotonic_ns;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        let pid_file = e.root.join("run/dataplane.pid");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !e.root.join("table").exists() || !pid_file.exists() {
+            assert!(Instant::now() < deadline, "{}", e.stderr());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let table = farm_table::TableReader::open(&e.root.join("table")).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let lcore = table.lcore(0).unwrap();
+            let mut pid = 0;
+            while !s.load(Ordering::Relaxed) {
+                if let Some(p) = fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse().ok()) {
+                    if p != pid {
+                        pid = p;
+                        table.set_pid(pid);
+                    }
+                }
+                lcore.stamp(monotonic_ns());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        Stamper { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Stamper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An env whose data plane is a fake that sleeps, with `tap_addrs`, and a fake `ip` running
+/// `ip_body` (after recording its arguments and batch in `ip-log`).
+fn tap_env(tap_addrs: &str, ip_body: &str) -> (Env, String) {
+    let e = env(&format!("uplink = \"net_null0\"\nbinary = \"@DP@\"\ntap_addrs = {tap_addrs}"), "");
+    let dp = fake_dataplane(&e.root, "exec sleep 60");
+    let text = fs::read_to_string(&e.config).unwrap().replace("@DP@", &dp.display().to_string());
+    fs::write(&e.config, text).unwrap();
+    let ip = e.root.join("fake-ip");
+    private(&ip, &format!("#!/bin/sh\necho \"$@\" >> {0}/ip-log\ncat >> {0}/ip-log\n{ip_body}\n", e.root.display()), 0o755);
+    (e, ip.display().to_string())
+}
+
+fn ip_runs(e: &Env) -> usize {
+    fs::read_to_string(e.root.join("ip-log")).unwrap_or_default().matches("-force -batch -").count()
+}
+
+fn wait_log(e: &Env, text: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while e.module_log().matches(text).count() < count {
+        assert!(Instant::now() < deadline, "{text:?} x{count} not in\n{}\n{}", e.module_log(), e.stderr());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn tap_addrs_are_put_on_the_tap_each_time_the_data_plane_becomes_ready() {
+    let (mut e, ip) = tap_env("[\"{addr0}/8\", \"198.18.0.100/32\"]", "");
+    e.spawn(&["--ip", &ip]);
+    let _stamper = Stamper::start(&e);
+    let done = "farm0: addresses 127.0.0.1/8, 198.18.0.100/32 configured, link up";
+    wait_log(&e, done, 1);
+    let batch = "address replace 127.0.0.1/8 dev farm0\naddress replace 198.18.0.100/32 dev farm0\nlink set dev farm0 up\n";
+    assert_eq!(fs::read_to_string(e.root.join("ip-log")).unwrap(), format!("-force -batch -\n{batch}"));
+    // Once per start: not again while the same data plane runs.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(ip_runs(&e), 1);
+
+    // The data plane dies; farmd starts a new one, whose TAP has no address: configured again.
+    let pid_file = e.root.join("run/dataplane.pid");
+    let pid: u32 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    wait_log(&e, done, 2);
+    assert_eq!(fs::read_to_string(e.root.join("ip-log")).unwrap(), format!("-force -batch -\n{batch}").repeat(2));
+    let new_pid: u32 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert_ne!(new_pid, pid);
+    let log = e.module_log();
+    let ready = log.find(&format!("data plane ready (pid {new_pid})")).expect("the new data plane got ready");
+    assert!(log[ready..].contains(done), "configured after the new data plane got ready:\n{log}");
+    let status = e.sigterm_and_wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", e.stderr());
+}
+
+#[test]
+fn tap_addrs_failures_are_logged_once_and_retried_and_ip_must_exist() {
+    // No ip program: refused at start-up, naming the key.
+    let (e, _) = tap_env("[\"{addr0}/8\"]", "");
+    let o = e.run(&["--node", "n1", "--ip", "/nonexistent/ip"]);
+    assert_eq!(o.status.code(), Some(2));
+    let line = one_error_line(&o);
+    assert!(line.contains("dataplane.tap_addrs") && line.contains("/nonexistent/ip"), "{line}");
+    e.assert_untouched();
+
+    // ip fails (the interface is not there) until the file "allow" exists: the started module
+    // stays out of the farm meanwhile, the failure is logged once, and ip retried every pulse.
+    let body = "if [ ! -e \"$(dirname \"$0\")/allow\" ]; then echo 'Cannot find device \"farm0\"' >&2; exit 1; fi";
+    let (mut e, ip) = tap_env("[\"{addr0}/8\"]", body);
+    e.spawn(&["--ip", &ip, "--start"]);
+    let _stamper = Stamper::start(&e);
+    wait_log(&e, "farm0: cannot configure the addresses: ", 1);
+    // Ready for well over dead_after (1s), but no address: held in WAIT, owning nothing.
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = e.api().status().unwrap();
+    assert_eq!((st.state, st.buckets_owned), (State::Wait, 0), "{st:?}");
+    assert!(ip_runs(&e) >= 5, "retried every pulse: {} runs", ip_runs(&e));
+    let log = e.module_log();
+    assert_eq!(log.matches("farm0: cannot configure the addresses: ").count(), 1, "the same failure is logged once:\n{log}");
+    assert!(log.contains("exit status: 1: Cannot find device \"farm0\"; retrying every pulse"), "{log}");
+    fs::write(e.root.join("allow"), "").unwrap();
+    wait_log(&e, "farm0: addresses 127.0.0.1/8 configured, link up (after ", 1);
+    e.wait_status(Duration::from_secs(10), |s| s.state == State::Up && s.buckets_owned == 256);
+    let status = e.sigterm_and_wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", e.stderr());
+}
+
+#[test]
+fn autostart_starts_the_module_like_start() {
+    let mut e = env("enabled = false", "");
+    let text = fs::read_to_string(&e.config).unwrap().replace("cluster_id = 7", "cluster_id = 7\nautostart = true");
+    fs::write(&e.config, text).unwrap();
+    e.spawn(&[]);
+    e.wait_status(Duration::from_secs(10), |s| s.state == State::Up);
+    assert!(e.module_log().contains("starting the module ([module] autostart)"), "{}", e.module_log());
+    let status = e.sigterm_and_wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", e.stderr());
+}
+
+#[test]
+fn the_systemd_unit_starts_the_module_with_options_farmd_accepts() {
+    let unit = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/farmd.service")).unwrap();
+    let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
+    let words: Vec<&str> = exec.split_whitespace().collect();
+    assert!(words[0].ends_with("/farmd"), "{exec}");
+    assert!(words.contains(&"--start"), "the module starts at boot: {exec}");
+    // The same options on a test file (its --config instead of /etc/farm/farm.toml).
+    let e = env("enabled = false", "");
+    let mut args: Vec<&str> = Vec::new();
+    let mut it = words[1..].iter();
+    while let Some(w) = it.next() {
+        if *w == "--config" {
+            it.next();
+        } else {
+            args.push(w);
+        }
+    }
+    let o = e.run(&[&args[..], &["--node", "n1", "--check"]].concat());
+    assert_eq!(o.status.code(), Some(0), "{exec}: {}", String::from_utf8_lossy(&o.stderr));
+}

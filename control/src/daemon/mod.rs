@@ -12,13 +12,13 @@
 //! checks the data plane and refreshes the API's status.
 //!
 //! # Behaviour
-//! - **Start-up**: the module stays in STOP until `farmctl start` (or `farmd --start`); farmd
-//!   itself (heartbeats, API, data plane) runs from the start, so a stopped node is visible to
+//! - **Start-up**: the module stays in STOP until `farmctl start` (or `farmd --start`, or
+//!   `[module] autostart = true`); farmd itself (heartbeats, API, data plane) runs from the start, so a stopped node is visible to
 //!   its peers and reachable.
 //! - **Membership state**: UP only while the lifecycle is UP *and* the data plane is ready
 //!   (attached and stamping for at least `dead_after`, so that it heard its peers before it
-//!   takes buckets); otherwise the lifecycle's state, with UP shown as WAIT (`waiting_on`
-//!   lists `dataplane`). Only UP owns buckets.
+//!   takes buckets, and its TAP configured with `tap_addrs`); otherwise the lifecycle's state,
+//!   with UP shown as WAIT (`waiting_on` lists `dataplane`). Only UP owns buckets.
 //! - **Leave** (stop, restart, checker in WAIT): the node advertises its new state, releases
 //!   its buckets at once (they drain: its data plane keeps the flows it knows, the new owners
 //!   take new connections), and reports `left` to the lifecycle once nothing is owned or
@@ -26,13 +26,16 @@
 //!   `stop_both` run.
 //! - **Data plane** ([`supervisor`]): started at start-up and kept running in every state,
 //!   module restarts included (its TAP carries the node address: heartbeats flow in STOP and
-//!   WAIT, and a restarted TAP loses the address until it is configured again); restarted per
+//!   WAIT); restarted per
 //!   the `[restart]` policy when it dies or its liveness stamp is older than
 //!   `dataplane.liveness_timeout`; when the policy gives up the module stops (an
 //!   administrator's start resets the policy and starts the data plane again). A table publication that finds a reader lcore stuck on an old
 //!   generation for [`PUBLISH_TIMEOUT`] kills it as wedged. After every death farmd marks the
 //!   table's readers offline. While it is not ready the node leaves the farm (see above) and
 //!   feeds no flow to the drains (the flows died with it).
+//! - **TAP addresses** ([`tap`]): a new data plane creates its TAP without addresses; each time
+//!   it becomes ready farmd puts `[dataplane] tap_addrs` on it and sets it up (`ip`, never
+//!   waited for; retried every pulse until it succeeds, failures in the module log).
 //! - **Control-only** (`dataplane.enabled = false`): no data plane, no table file. With
 //!   `--table-only` farmd never runs the data plane but writes the table file (tests and tools:
 //!   several farmd on one machine without DPDK).
@@ -45,6 +48,7 @@ mod run;
 mod settings;
 mod status;
 pub mod supervisor;
+pub mod tap;
 mod wakeups;
 mod witness;
 
@@ -130,6 +134,8 @@ pub struct Daemon {
     table: Option<TableWriter>,
     pending_publish: Option<(Vec<BucketEntry>, u64)>,
     sup: Option<supervisor::Supervisor>,
+    /// Puts `tap_addrs` on the TAP after each data-plane start.
+    tap: Option<tap::TapSetup>,
     /// Zero flows were fed to the membership (no data plane, or it is not ready).
     zero_flows_fed: bool,
     status: SharedStatus,

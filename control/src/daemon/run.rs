@@ -10,6 +10,7 @@ use tracing::{debug, info, warn};
 
 use super::settings::{DataplaneMode, Prepared};
 use super::supervisor::{self, DataplaneCommand, DpEvent, Supervisor};
+use super::tap::{TapReport, TapSetup};
 use super::wakeups::{Bridge, Signals};
 use super::witness::Witness;
 use super::{io_err, net, Counters, Daemon, DaemonError, PUBLISH_TIMEOUT};
@@ -87,6 +88,9 @@ impl Daemon {
             };
             sup = Some(Supervisor::new(cmd, RestartPolicy::from_config(&cfg.restart), cfg.dataplane.liveness_timeout));
         }
+        let tap = p.tap.as_ref().map(|(ip, addrs)| {
+            TapSetup::new(ip, cfg.dataplane.tap_name.as_str(), addrs.clone(), cfg.module.run_dir.join("tap-ip.err"))
+        });
         let table = if p.writes_table() {
             let params = TableParams {
                 n_buckets: cfg.buckets(),
@@ -133,6 +137,7 @@ impl Daemon {
             table,
             pending_publish: None,
             sup,
+            tap,
             zero_flows_fed: false,
             status,
             api: Some(api),
@@ -156,8 +161,9 @@ impl Daemon {
         } else {
             d.feed_zero_flows(now);
         }
-        if d.p.opts.start {
-            d.logs.info("starting the module (--start)");
+        if d.p.opts.start || d.p.cfg.module.autostart {
+            let why = if d.p.opts.start { "--start" } else { "[module] autostart" };
+            d.logs.info(&format!("starting the module ({why})"));
             let n = d.rt.feed(Input::Command(Command::Start), now);
             d.notices(n, now);
         }
@@ -338,11 +344,14 @@ impl Daemon {
     }
 
     /// Whether the data plane lets this node own buckets: ready for at least `dead_after`
-    /// (it heard its peers), or none is supervised.
+    /// (it heard its peers) with `tap_addrs` on its TAP, or none is supervised.
     fn dataplane_settled(&self, now: Instant) -> bool {
+        let tap_done = self.tap.as_ref().is_none_or(|t| !t.pending());
         match &self.sup {
             None => true,
-            Some(s) => s.ready() && s.ready_since().is_some_and(|t| now.duration_since(t) >= self.p.cfg.heartbeat.dead_after),
+            Some(s) => {
+                tap_done && s.ready() && s.ready_since().is_some_and(|t| now.duration_since(t) >= self.p.cfg.heartbeat.dead_after)
+            }
         }
     }
 
@@ -414,6 +423,7 @@ impl Daemon {
                 self.feed_zero_flows(now);
             }
         }
+        self.configure_tap(now);
         if let Some(w) = &self.witness {
             let granted = w.granted(self.p.cfg.heartbeat.dead_after);
             self.node.set_witness(mnow, granted);
@@ -426,9 +436,22 @@ impl Daemon {
         for e in events {
             match e {
                 DpEvent::Started { pid } => self.logs.info(&format!("data plane started (pid {pid})")),
-                DpEvent::Ready { pid } => self.logs.info(&format!("data plane ready (pid {pid})")),
-                DpEvent::Stopped => self.logs.info("data plane stopped"),
+                DpEvent::Ready { pid } => {
+                    self.logs.info(&format!("data plane ready (pid {pid})"));
+                    if let Some(t) = &mut self.tap {
+                        t.request();
+                    }
+                }
+                DpEvent::Stopped => {
+                    self.logs.info("data plane stopped");
+                    if let Some(t) = &mut self.tap {
+                        t.cancel();
+                    }
+                }
                 DpEvent::Died { pid, reason, restarting } => {
+                    if let Some(t) = &mut self.tap {
+                        t.cancel();
+                    }
                     let then = if restarting { "restarting it" } else { "not restarted" };
                     self.logs.error(&format!("data plane (pid {pid}) {reason}; {then}"));
                     if let Some(t) = &self.table {
@@ -447,6 +470,24 @@ impl Daemon {
                     }
                 }
             }
+        }
+    }
+
+    /// Starts or reaps the run of `ip` that puts `tap_addrs` on the TAP; logs its outcome.
+    fn configure_tap(&mut self, now: Instant) {
+        let Some(t) = &mut self.tap else { return };
+        let Some(report) = t.poll(now) else { return };
+        let ifname = self.p.cfg.dataplane.tap_name.as_str();
+        match report {
+            TapReport::Configured { attempts } => {
+                let after = if attempts > 1 { format!(" (after {attempts} attempts)") } else { String::new() };
+                let addrs = self.p.tap.as_ref().map(|(_, a)| a.join(", ")).unwrap_or_default();
+                self.logs.info(&format!("{ifname}: addresses {addrs} configured, link up{after}"));
+            }
+            TapReport::Failed { error, repeated: false } => {
+                self.logs.warn(&format!("{ifname}: cannot configure the addresses: {error}; retrying every pulse"));
+            }
+            TapReport::Failed { error, repeated: true } => debug!(%error, "{ifname}: addresses still not configured"),
         }
     }
 

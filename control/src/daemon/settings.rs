@@ -25,12 +25,15 @@ pub struct Options {
     pub config: PathBuf,
     /// This node's name (default: the node with an address on this machine).
     pub node: Option<String>,
-    /// Start the module once farmd runs (default: the module stays in STOP until
-    /// `farmctl start`).
+    /// Start the module once farmd runs (default: `[module] autostart`, false: the module
+    /// stays in STOP until `farmctl start`).
     pub start: bool,
     /// Never run the data plane, but write the table file anyway (tests, tools; several farmd
     /// on one machine without DPDK).
     pub table_only: bool,
+    /// iproute2's `ip`, for `[dataplane] tap_addrs` (default: the first of
+    /// [`super::tap::IP_PATHS`] that exists).
+    pub ip: Option<PathBuf>,
 }
 
 /// What the data plane is, for this run.
@@ -65,6 +68,9 @@ pub struct Prepared {
     pub local_addrs: Vec<SocketAddr>,
     /// Every peer's heartbeat address per LAN, by node id.
     pub peer_addrs: Vec<(u8, Vec<SocketAddr>)>,
+    /// `ip` and the addresses (`198.18.0.1/16`) to put on the TAP each time the data plane
+    /// becomes ready (`[dataplane] tap_addrs`, with a supervised data plane).
+    pub tap: Option<(PathBuf, Vec<String>)>,
 }
 
 /// The membership configuration of `node` in `cfg`.
@@ -122,12 +128,41 @@ impl Prepared {
             .filter(|n| n.id != node.id)
             .map(|n| (n.id.get(), n.addrs.iter().map(|&a| SocketAddr::new(a, port)).collect()))
             .collect();
-        Ok(Prepared { opts, cfg, node, secret, membership, dataplane, api, local_addrs, peer_addrs })
+        let tap = match dataplane {
+            DataplaneMode::Supervised(_) if !cfg.dataplane.tap_addrs.is_empty() => {
+                let addrs = cfg.dataplane.tap_addrs.iter().filter_map(|a| a.resolve(&node)).map(|a| a.to_string()).collect();
+                Some((ip_program(&cfg, opts.ip.as_deref())?, addrs))
+            }
+            _ => None,
+        };
+        Ok(Prepared { opts, cfg, node, secret, membership, dataplane, api, local_addrs, peer_addrs, tap })
     }
 
     /// Whether this run writes a table file.
     pub fn writes_table(&self) -> bool {
         !matches!(self.dataplane, DataplaneMode::None)
+    }
+}
+
+/// The `ip` program: `given` (`--ip`), else the first of [`super::tap::IP_PATHS`] found.
+fn ip_program(cfg: &Config, given: Option<&std::path::Path>) -> Result<PathBuf, DaemonError> {
+    let err = |path: &std::path::Path, message: String| {
+        DaemonError::Config(farm_config::ConfigError::Runtime {
+            file: cfg.origin.clone(),
+            key: "dataplane.tap_addrs".into(),
+            path: path.to_path_buf(),
+            message,
+        })
+    };
+    match given {
+        Some(p) if p.is_file() => Ok(p.to_path_buf()),
+        Some(p) => Err(err(p, "the ip program given with --ip is not a file".into())),
+        None => super::tap::find_ip().ok_or_else(|| {
+            err(
+                std::path::Path::new(super::tap::IP_PATHS[0]),
+                format!("farmd needs iproute2's ip to put tap_addrs on the TAP, found none of {}; install iproute2", super::tap::IP_PATHS.join(", ")),
+            )
+        }),
     }
 }
 

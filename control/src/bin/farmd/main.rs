@@ -13,8 +13,9 @@ use farm_control::daemon::{self, DaemonError, Options, Prepared};
 /// supervision and the HTTP API.
 ///
 /// farmd never forks into the background (run it from systemd, `Type=simple`). The module
-/// starts in STOP unless --start is given: `farmctl start` starts it. SIGTERM or SIGINT stops
-/// the module gracefully (leave the farm, stop_both), stops the data plane, and exits 0.
+/// starts in STOP unless --start is given (or [module] autostart = true): `farmctl start`
+/// starts it. SIGTERM or SIGINT stops the module gracefully (leave the farm, stop_both), stops
+/// the data plane, and exits 0.
 #[derive(Debug, Parser)]
 #[command(name = "farmd", version)]
 struct Args {
@@ -27,7 +28,8 @@ struct Args {
     #[arg(long, value_name = "NAME")]
     node: Option<String>,
 
-    /// Start the module once farmd runs (default: it stays in STOP until `farmctl start`).
+    /// Start the module once farmd runs (default: [module] autostart, else it stays in STOP
+    /// until `farmctl start`).
     #[arg(long)]
     start: bool,
 
@@ -35,6 +37,11 @@ struct Args {
     /// dataplane.enabled = false).
     #[arg(long)]
     table_only: bool,
+
+    /// iproute2's ip program, used to put [dataplane] tap_addrs on the TAP (default:
+    /// /usr/sbin/ip, else /sbin/ip, /usr/bin/ip, /bin/ip).
+    #[arg(long, value_name = "PATH")]
+    ip: Option<PathBuf>,
 
     /// Stay in the foreground (accepted for compatibility: farmd never daemonizes).
     #[arg(long)]
@@ -60,7 +67,7 @@ fn main() -> ExitCode {
         .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
-    let opts = Options { config: args.config, node: args.node, start: args.start, table_only: args.table_only };
+    let opts = Options { config: args.config, node: args.node, start: args.start, table_only: args.table_only, ip: args.ip };
     let r = if args.check {
         Prepared::load(opts).map(|_| println!("ok"))
     } else {
