@@ -63,7 +63,9 @@ struct Args {
     #[arg(long)]
     skip_kernel: bool,
     /// Run the generators and forwarders at this niceness (e.g. -15 on a
-    /// machine shared with other work; recorded in the results). 0: unchanged.
+    /// machine shared with other work; recorded in the results). With the
+    /// kernel's autogroup scheduling, nice only ranks tasks of one session, so
+    /// this session's autogroup gets the same niceness. 0: unchanged.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     nice: i32,
     /// Worker counts of farm-dataplane to run.
@@ -77,6 +79,13 @@ fn main() -> Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    if args.nice != 0 {
+        // Autogroups share the CPUs fairly whatever the tasks' nice values.
+        match std::fs::write("/proc/self/autogroup", args.nice.to_string()) {
+            Ok(()) => tracing::info!(nice = args.nice, "this session's autogroup reniced"),
+            Err(e) => tracing::warn!(error = %e, "cannot renice the autogroup (no autogroup scheduling?)"),
+        }
+    }
     let t0 = Instant::now();
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let started = String::from_utf8_lossy(&std::process::Command::new("date").arg("-Is").output()?.stdout).trim().to_owned();
