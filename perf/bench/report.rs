@@ -135,14 +135,28 @@ pub fn targets(dpdk: &[DpdkRun], kernel: &[KernelRun], sizes: &[u16]) -> Vec<Tar
         if let (Some(f), Some(k)) =
             (find(dpdk, Forwarder::Farm { workers: 1 }, size), kernel.iter().find(|k| k.size == size && k.filter))
         {
-            let m = farm_per_core(f) / k.mpps_per_rx_core.max(1e-9);
+            // DESIGN.md's kernel figure (~0.55 Mpps "fed by trafgen") is the whole
+            // path on its CPU: trafgen's send plus the receive path and the filter.
+            let whole = farm_per_core(f) / k.mpps_per_core_with_sender.max(1e-9);
             out.push(Target {
-                name: format!("farm-dataplane vs nftables jhash on veth, per core, {size} B"),
+                name: format!("farm-dataplane vs nftables jhash on veth fed by trafgen, per core, {size} B"),
                 required: 10.0,
-                measured: m,
-                met: m >= 10.0,
+                measured: whole,
+                met: whole >= 10.0,
                 how: format!(
-                    "{:.3} Mpps per data-plane CPU / {:.3} Mpps per CPU of kernel receive path (softirq time only; the kernel figure excludes trafgen's send cost, which favours the kernel)",
+                    "{:.3} Mpps per data-plane CPU / {:.3} Mpps per CPU of the whole kernel path (trafgen send + veth receive + nftables: softirq + system time)",
+                    farm_per_core(f),
+                    k.mpps_per_core_with_sender
+                ),
+            });
+            let rx_only = farm_per_core(f) / k.mpps_per_rx_core.max(1e-9);
+            out.push(Target {
+                name: format!("same, kernel receive path only (stricter), {size} B"),
+                required: 10.0,
+                measured: rx_only,
+                met: rx_only >= 10.0,
+                how: format!(
+                    "{:.3} / {:.3} Mpps per CPU of softirq time alone (trafgen's send cost left out, which favours the kernel)",
                     farm_per_core(f),
                     k.mpps_per_rx_core
                 ),
@@ -240,6 +254,7 @@ pub fn markdown(r: &Results) -> String {
     for t in &r.targets {
         let _ = writeln!(s, "| {} | ≥ {:.1}× | {:.2}× | {} | {} |", t.name, t.required, t.measured, if t.met { "yes" } else { "**no**" }, t.how);
     }
+    let _ = writeln!(s, "\nNotes: a 2-worker data plane has a worker on CPU 0, shared with the generator, so it cannot beat 1 worker on this 2-CPU machine. memif (copy mode) copies every frame into and out of its rings at each hop, so the DPDK rates fall with frame size while a veth passes buffers without copying: the 512 B per-core ratio measures the memif wire as much as the data plane (a NIC's DMA does that copy for free).");
     let warned: Vec<&DpdkRun> = r.dpdk.iter().filter(|d| !d.warnings.is_empty()).collect();
     if !warned.is_empty() {
         let _ = writeln!(s, "\n## Warnings\n");
@@ -288,6 +303,8 @@ pub fn svg(path: &Path, r: &Results) -> Result<()> {
     if bars.is_empty() {
         return Ok(());
     }
+    // Segment 0 is at the bottom: reverse so that the first bar is on top.
+    bars.reverse();
     let height = 90 + 30 * u32::try_from(bars.len()).unwrap_or(1);
     let root = SVGBackend::new(path, (960, height)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -321,4 +338,84 @@ pub fn svg(path: &Path, r: &Results) -> Result<()> {
     )?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use farm_perf::summary::{CpuUse, Window};
+    use farm_perf::Summary;
+
+    fn dpdk(fwd: Forwarder, size: u16, mpps: f64, cpus: f64) -> DpdkRun {
+        DpdkRun {
+            forwarder: fwd,
+            size,
+            rate: None,
+            summary: Summary {
+                window: Window { rx_pps: mpps * 1e6, tx_pps: mpps * 1e6, ..Window::default() },
+                cpu: CpuUse { dut_cpus: Some(cpus), ..CpuUse::default() },
+                ..Summary::default()
+            },
+            forwarder_counters: serde_json::Value::Null,
+            commands: vec![],
+            attempts: 1,
+            warnings: vec![],
+        }
+    }
+
+    fn kernel(size: u16, rx_core: f64, whole: f64) -> KernelRun {
+        KernelRun {
+            size,
+            filter: true,
+            seconds: 4.0,
+            accepted: 1,
+            dropped: 1,
+            mpps: 0.4,
+            softirq_cpus: 0.5,
+            system_cpus: 0.7,
+            machine_busy_cpus: 2.0,
+            mpps_per_rx_core: rx_core,
+            mpps_per_core_with_sender: whole,
+            commands: vec![],
+        }
+    }
+
+    #[test]
+    fn targets_compare_the_right_runs() {
+        let runs = vec![
+            dpdk(Forwarder::CLoop, 64, 5.0, 1.0),
+            dpdk(Forwarder::Farm { workers: 1 }, 64, 4.6, 1.0),
+            dpdk(Forwarder::Farm { workers: 2 }, 64, 9.9, 2.0),
+            dpdk(Forwarder::CLoop, 512, 2.0, 1.0),
+            dpdk(Forwarder::Farm { workers: 1 }, 512, 1.7, 0.5),
+        ];
+        let k = vec![kernel(64, 0.8, 0.4), kernel(512, 0.8, 0.4)];
+        let t = targets(&runs, &k, &[64, 512]);
+        assert_eq!(t.len(), 6);
+        assert!((t[0].measured - 0.92).abs() < 1e-9 && t[0].met);
+        assert!((t[1].measured - 11.5).abs() < 1e-9 && t[1].met);
+        assert!((t[2].measured - 5.75).abs() < 1e-9 && !t[2].met);
+        assert!((t[3].measured - 0.85).abs() < 1e-9 && !t[3].met);
+        // 1.7 Mpps on half a CPU is 3.4 per CPU.
+        assert!((t[4].measured - 8.5).abs() < 1e-9 && !t[4].met);
+        let r = Results {
+            command: "x".into(),
+            started: "now".into(),
+            elapsed_s: 1.0,
+            machine: Machine::describe(String::new()),
+            dpdk: runs,
+            kernel: k,
+            failures: vec!["one: broke".into()],
+            targets: t,
+        };
+        let md = markdown(&r);
+        assert!(md.contains("| farm-dataplane, 1 worker | 64 B | 4.600 | **4.600** |"), "{md}");
+        assert!(md.contains("## Failed runs") && md.contains("| ≥ 10.0× | 11.50× | yes |"));
+        let dir = std::env::temp_dir().join(format!("farm-bench-svg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        svg(&dir.join("p.svg"), &r).unwrap();
+        let text = std::fs::read_to_string(dir.join("p.svg")).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("nftables jhash") && text.contains("4.60"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
