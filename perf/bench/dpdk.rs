@@ -245,8 +245,6 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
     }
     let fwd_alive = fwd.running();
     let fwd_status = fwd.stop(Duration::from_secs(10));
-    // memif teardown after the peer left can hang in DPDK: the report is
-    // written by now, so do not wait long.
     let status = gen.stop(Duration::from_secs(5));
     if !json.exists() {
         let err = procs::tail(&dir.join("trafgen.err"), 40);
@@ -263,7 +261,7 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
         warnings.push(w);
     }
     if !status.is_some_and(|s| s.success()) {
-        let w = format!("farm-trafgen exit status after its report: {status:?} (killed if it hung in memif teardown)");
+        let w = format!("farm-trafgen exit status after its report: {status:?}");
         tracing::warn!("{w}");
         warnings.push(w);
     }

@@ -192,6 +192,7 @@ pub fn run(size: u16, filter: bool, warmup: Duration, duration: Duration, nice: 
         .args(["-o", &ns.gen_if]);
     commands.push(command_line(&tg));
     let mut gen = procs::spawn("trafgen", tg, dir)?;
+    gen.signal = "INT"; // trafgen stops (and prints its totals) on SIGINT
     // trafgen parses its config first: wait for traffic before the warm-up.
     let t = Instant::now();
     while sample(&ns.dut)?.accepted == 0 {

@@ -33,7 +33,7 @@ use report::{Machine, Results};
 const ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Parser)]
-#[command(name = "farm-bench", about = "farm data plane vs C DPDK loop vs nftables, side by side")]
+#[command(name = "farm-bench", about = "farm data plane vs C DPDK loop vs nftables, side by side", args_override_self = true)]
 struct Args {
     /// Output directory (created).
     #[arg(long)]

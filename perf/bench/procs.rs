@@ -15,6 +15,8 @@ pub struct Guard {
     pub name: String,
     /// The process.
     pub child: Option<Child>,
+    /// Signal that asks it to stop (`TERM`; netsniff-ng's trafgen wants `INT`).
+    pub signal: &'static str,
 }
 
 impl Guard {
@@ -28,13 +30,13 @@ impl Guard {
         matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 
-    /// SIGTERM, wait up to `grace`, then SIGKILL; returns the exit status.
+    /// Its stop signal, wait up to `grace`, then SIGKILL; returns the exit status.
     pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
         if let Ok(Some(s)) = child.try_wait() {
             return Some(s);
         }
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill").args([&format!("-{}", self.signal), &child.id().to_string()]).status();
         let t = Instant::now();
         while t.elapsed() < grace {
             if let Ok(Some(s)) = child.try_wait() {
@@ -42,7 +44,7 @@ impl Guard {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        tracing::warn!(name = %self.name, "did not stop on SIGTERM: killing it");
+        tracing::warn!(name = %self.name, signal = self.signal, "did not stop: killing it");
         let _ = child.kill();
         child.wait().ok()
     }
@@ -91,7 +93,7 @@ pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Result<Guard> {
         .stderr(err)
         .spawn()
         .with_context(|| format!("start {}", command_line(&cmd)))?;
-    Ok(Guard { name: name.to_owned(), child: Some(child) })
+    Ok(Guard { name: name.to_owned(), child: Some(child), signal: "TERM" })
 }
 
 /// Runs a short command to completion; its stdout, or an error with its stderr.

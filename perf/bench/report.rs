@@ -254,6 +254,28 @@ pub fn markdown(r: &Results) -> String {
     for t in &r.targets {
         let _ = writeln!(s, "| {} | ≥ {:.1}× | {:.2}× | {} | {} |", t.name, t.required, t.measured, if t.met { "yes" } else { "**no**" }, t.how);
     }
+    for c in r.dpdk.iter().filter(|d| d.forwarder == Forwarder::CLoop && d.rate.is_none()) {
+        let fc = &c.forwarder_counters;
+        if let (Some(busy), Some(all), Some(rx)) = (fc["busy_cycles"].as_f64(), fc["cycles"].as_f64(), fc["rx"].as_f64()) {
+            if all > 0.0 && rx > 0.0 {
+                let per_pkt = busy / rx;
+                let hz = fc["tsc_hz"].as_f64().unwrap_or(c.summary.tsc_hz as f64);
+                let _ = writeln!(
+                    s,
+                    "\nC loop at {} B: busy (polls that returned frames) {:.0}% of its cycles, {:.0} cycles per frame when busy, i.e. about {:.1} Mpps per core if fed faster.{}",
+                    c.size,
+                    busy / all * 100.0,
+                    per_pkt,
+                    hz / per_pkt / 1e6,
+                    if busy / all < 0.9 {
+                        " The generator (one core, one memif each way) is the limit here, not the forwarders: the farm/C ratio then shows that the data plane keeps up on this wire, not how much headroom it has (farm-dataplane exports no busy-cycle counter to measure that)."
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+    }
     let _ = writeln!(s, "\nNotes: a 2-worker data plane has a worker on CPU 0, shared with the generator, so it cannot beat 1 worker on this 2-CPU machine. memif (copy mode) copies every frame into and out of its rings at each hop, so the DPDK rates fall with frame size while a veth passes buffers without copying: the 512 B per-core ratio measures the memif wire as much as the data plane (a NIC's DMA does that copy for free).");
     let warned: Vec<&DpdkRun> = r.dpdk.iter().filter(|d| !d.warnings.is_empty()).collect();
     if !warned.is_empty() {
