@@ -3,33 +3,16 @@
 //! (raw uplink, node address on farm0, VIP on lo, kernel kept out of VIP ARP) end to end: every
 //! client reaches the VIP on the node the table names, and only there. Needs root.
 //!
-//! farm-dataplane is built by this test with cargo, in its own target directory next to the
-//! workspace's (so it never waits on the lock of the `cargo test` that runs it, and it is never
-//! a stale binary).
+//! farm-dataplane is built by this test with cargo (`common::build_bins`), in its own target
+//! directory next to the workspace's (so it never waits on the lock of the `cargo test` that runs
+//! it, and it is never a stale binary).
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::process::Command;
 
 use farm_tests::lab::{self, Lab, LabOptions, Mode};
-
-fn build_dataplane() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // <target>/<profile>/deps/<this test>
-    let target = exe.ancestors().nth(3).expect("test binary under <target>/<profile>/deps");
-    let lab_target = target.join("lab-bins");
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
-    let out = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "farm-dataplane", "--manifest-path", manifest])
-        .env("CARGO_TARGET_DIR", &lab_target)
-        .output()
-        .expect("run cargo");
-    assert!(out.status.success(), "cargo build -p farm-dataplane: {}", String::from_utf8_lossy(&out.stderr));
-    let bin_dir = lab_target.join("debug");
-    assert!(bin_dir.join("farm-dataplane").is_file());
-    bin_dir
-}
 
 /// Clients that reached `local` (the VIP), from an Apache access log of the lab
 /// (`client local status bytes usecs "request"`).
@@ -47,7 +30,7 @@ fn clients_in_log(path: &std::path::Path, local: Ipv4Addr) -> BTreeSet<Ipv4Addr>
 
 #[test]
 fn vip_traffic_reaches_exactly_the_node_the_table_names() {
-    let bin_dir = build_dataplane();
+    let bin_dir = common::build_bins();
     lab::down("tdpl").unwrap(); // what a killed earlier run may have left
     let opts = LabOptions {
         prefix: "tdpl".into(),

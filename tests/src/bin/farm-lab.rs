@@ -64,6 +64,44 @@ enum Command {
     Down,
     /// Shows what of the lab exists and runs.
     Status,
+    /// Farm mode: each node's state and health URL; with --wait, waits until every node is UP.
+    Health {
+        /// Wait up to this many seconds for every node to be UP (exit 1 if one is not).
+        #[arg(long, value_name = "SECS")]
+        wait: Option<u64>,
+    },
+    /// One HTTP request to the VIP from every client address (curl), shown as a mosaic (one
+    /// cell per client: the node that answered) and the share of each node.
+    Shares {
+        /// The VIP's TCP port (80: on_addr rule; 8080: on_port rule).
+        #[arg(long, default_value_t = 80)]
+        port: u16,
+        /// Cells per row.
+        #[arg(long, default_value_t = 64)]
+        width: usize,
+        /// Never colour the cells (default: colour when stdout is a terminal).
+        #[arg(long)]
+        no_color: bool,
+    },
+    /// Farm mode: crashes a node (kill -9 of its farmd, farm-dataplane and Apache, then its
+    /// link down) while some of its clients open a new connection every 20 ms; prints how long
+    /// until they are served again. The node stays down (see `rejoin`).
+    Failover {
+        /// The node: `n2` or `2`.
+        node: String,
+        /// Leave the link up (kill the processes only).
+        #[arg(long)]
+        keep_link: bool,
+        /// How many of its clients (each in another bucket) to probe.
+        #[arg(long, default_value_t = 8)]
+        probes: usize,
+    },
+    /// Farm mode: brings a node back after `failover` (link up, farmd started); prints how long
+    /// until it is UP and owns its buckets again.
+    Rejoin {
+        /// The node: `n2` or `2`.
+        node: String,
+    },
     /// Runs a command in a lab namespace: a node (`n1`, ...) or the client (`cl`).
     Exec {
         /// `n1`..`nN` or `cl`.
@@ -135,6 +173,48 @@ fn run(cli: Cli) -> Result<()> {
             println!("lab {}: down ({} items removed)", cli.prefix, rep.removed.len());
         }
         Command::Status => print!("{}", lab::status(&cli.prefix)?),
+        Command::Health { wait } => health(&Lab::attach(&cli.prefix)?, wait)?,
+        Command::Shares { port, width, no_color } => {
+            let lab = Lab::attach(&cli.prefix)?;
+            let colour = !no_color && std::io::IsTerminal::is_terminal(&std::io::stdout());
+            let spread = lab.curl_spread(&lab.client_addrs(), port)?;
+            println!(
+                "one request (curl) from each of {} client addresses to http://{}:{port}/ -- cell = client, digit = node:",
+                spread.results.len(),
+                lab.vip()
+            );
+            print!("{}", spread.mosaic(width, colour));
+            println!("  {}", spread.summary(lab.layout().nodes()));
+        }
+        Command::Failover { node, keep_link, probes } => {
+            let mut lab = Lab::attach(&cli.prefix)?;
+            let i = node_number(&lab, &node)?;
+            let what = if keep_link { "" } else { ", then its link down" };
+            println!("kill -9 of n{i}'s farmd, farm-dataplane and Apache{what}; {probes} of its clients probe the VIP every 20 ms");
+            let r = lab.fail_node(i, !keep_link, probes, Duration::from_secs(10))?;
+            let ms = |d: Option<Duration>| d.map_or_else(|| "never (10 s)".to_owned(), |d| format!("{} ms", d.as_millis()));
+            println!("  new connections to n{i}'s buckets succeed again after {} (first client), {} (all {})", ms(r.first()), ms(r.all()), r.served.len());
+            let by: Vec<String> = r.served.iter().map(|(c, _, n)| format!("{c}->{}", n.map_or("-".into(), |n| format!("n{n}")))).collect();
+            println!("  taken over: {}", by.join(" "));
+            if !r.failed_after.is_empty() {
+                println!("  {} requests failed after the takeover: {:?}", r.failed_after.len(), r.failed_after);
+            }
+            if r.all().is_none() {
+                bail!("some clients of n{i} were not served again within 10 s");
+            }
+        }
+        Command::Rejoin { node } => {
+            let mut lab = Lab::attach(&cli.prefix)?;
+            let i = node_number(&lab, &node)?;
+            println!("n{i}: link up, farmd started again");
+            let r = lab.rejoin_node(i, Duration::from_secs(30))?;
+            println!(
+                "  UP after {} ms; every table gives n{i} its {} buckets again after {} ms",
+                r.up_after.as_millis(),
+                r.assignment.counts().get(&i).copied().unwrap_or(0),
+                r.settled_after.as_millis()
+            );
+        }
         Command::Exec { node, cmd } => {
             let ns = if node == "cl" || node == "client" {
                 format!("{}-cl", cli.prefix)
@@ -146,6 +226,42 @@ fn run(cli: Cli) -> Result<()> {
             let err = std::process::Command::new("ip").args(["netns", "exec", &ns]).args(&cmd).exec();
             bail!("cannot run ip netns exec {ns}: {err}");
         }
+    }
+    Ok(())
+}
+
+/// `n2` or `2` → 2, checked against the lab's node count.
+fn node_number(lab: &Lab, s: &str) -> Result<usize> {
+    let n = lab.layout().nodes();
+    match s.strip_prefix('n').unwrap_or(s).parse::<usize>() {
+        Ok(i) if (1..=n).contains(&i) => Ok(i),
+        _ => bail!("unknown node {s:?}: expected n1 .. n{n}"),
+    }
+}
+
+fn health(lab: &Lab, wait: Option<u64>) -> Result<()> {
+    if lab.mode() != Mode::Farm {
+        bail!("lab {} runs in {} mode: no farmd", lab.layout().prefix(), lab.mode());
+    }
+    let nodes: Vec<usize> = lab.layout().node_numbers().collect();
+    let waited = wait.map(|secs| lab.wait_health(&nodes, lab::Health::Up, Duration::from_secs(secs)));
+    let line: Vec<String> = nodes
+        .iter()
+        .map(|&i| {
+            let state = lab.node_state(i).unwrap_or_else(|_| "no farmd".into());
+            let owned = lab.assignment(i).ok().and_then(|a| a.counts().get(&i).copied()).unwrap_or(0);
+            match lab.health(i) {
+                lab::Health::Up => format!("n{i} {state} (ready.txt 200, {owned} buckets)"),
+                lab::Health::NotUp(code) => format!("n{i} {state} (ready.txt {code})"),
+                lab::Health::Down => format!("n{i} down"),
+            }
+        })
+        .collect();
+    println!("{}", line.join(", "));
+    match waited {
+        Some(Ok(d)) => println!("every node UP (waited {} ms)", d.as_millis()),
+        Some(Err(e)) => bail!("{e}"),
+        None => {}
     }
     Ok(())
 }

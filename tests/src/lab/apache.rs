@@ -25,6 +25,8 @@ pub const MODULES: &[(&str, &str)] = &[
 pub const BIG_FILE_SIZE: u64 = 64 << 20;
 /// HTTP port.
 pub const HTTP_PORT: u16 = 80;
+/// Every port Apache listens on (on each of its addresses): 80 and the VIP's `on_port` port.
+pub const HTTP_PORTS: [u16; 2] = [HTTP_PORT, super::farm::ON_PORT_TCP];
 
 /// The files of one node's Apache.
 #[derive(Clone, Debug)]
@@ -33,7 +35,7 @@ pub struct Httpd {
     pub node: String,
     /// `<node dir>/apache`: ServerRoot.
     pub dir: PathBuf,
-    /// Addresses to listen on (port 80).
+    /// Addresses to listen on (ports [`HTTP_PORTS`]).
     pub listen: Vec<Ipv4Addr>,
 }
 
@@ -100,7 +102,9 @@ impl Httpd {
              DirectoryIndex index.txt\n"
         ));
         for a in &self.listen {
-            c.push_str(&format!("Listen {a}:{HTTP_PORT}\n"));
+            for p in HTTP_PORTS {
+                c.push_str(&format!("Listen {a}:{p}\n"));
+            }
         }
         c
     }
@@ -159,6 +163,11 @@ impl Httpd {
         }
     }
 
+    /// Whether this Apache runs (its PidFile names a live process).
+    pub fn running(&self) -> bool {
+        read_pid(&self.pid_file()).is_some_and(alive)
+    }
+
     /// Stops this Apache (SIGTERM to the pid in its PidFile, SIGKILL after 3 s); returns whether
     /// it was running. Only a process whose command line names this configuration is signalled.
     pub fn stop(&self) -> bool {
@@ -209,6 +218,7 @@ mod tests {
         assert!(c.contains("PidFile \"/run/x-lab/n2/apache/httpd.pid\""));
         assert!(c.contains("Listen 198.18.0.2:80\n"));
         assert!(c.contains("Listen 127.0.0.1:80\n"));
+        assert!(c.contains("Listen 198.18.0.2:8080\n"));
         assert!(c.contains("LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so"));
         assert!(!c.contains("Include"), "no system-wide include: {c}");
         assert!(!c.contains("/etc/apache2"));

@@ -9,6 +9,9 @@ pub enum LabError {
     /// A lab option is out of range or malformed (nothing was created).
     #[error("invalid lab option: {0}")]
     Invalid(String),
+    /// A command needs a lab that is up.
+    #[error("lab {0} is not up (run `farm-lab up --prefix {0}` first)")]
+    NotUp(String),
     /// The lab needs root (namespaces, veths, bridges).
     #[error("farm-lab must run as root (it creates network namespaces, veths and a bridge)")]
     NotRoot,

@@ -6,19 +6,24 @@
 //! 198.18.0.i), the VIP, every path (run directory, `/dev/shm/<prefix>-lab-{node}`, DPDK file
 //! prefix `<prefix>-lab-{node}`), the data-plane binary (absolute, from `--bin-dir`), the uplink
 //! (`net_af_packet0,iface=dp0`), the TAP name (`farm0`), the scripts and the API token; then it
-//! validates the result with `farm-config` before creating anything.
+//! validates the result with `farm-config` before creating anything. Two additions: a `tcp
+//! 8080 on_port` rule on the VIP (unless a rule covers TCP 8080 already), so the lab has a
+//! per-connection spread next to the `tcp 80 on_addr` one; and `action = "wait"` on HTTP
+//! checkers without an action (a node whose Apache fails waits out of the farm until it
+//! answers again, instead of restarting it).
 //!
-//! farmd runs in its namespace as `farmd --config R/farm.toml --node n<i>`; it starts
+//! farmd runs in its namespace as `farmd --config R/farm.toml --node n<i> --start`; it starts
 //! farm-dataplane itself, which creates `farm0`; the lab then puts the node address on `farm0`
 //! (the VIP already sits on `lo`). farmd runs `start_both`, which starts the node's Apache with
 //! the configuration the lab wrote in `R/n<i>/apache/`.
 
 use std::fs;
+use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-use farm_config::Config;
+use farm_config::{Config, Proto};
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
 
 use super::cmd::command;
@@ -31,6 +36,11 @@ pub const LAB_TEMPLATE: &str = include_str!("../../../configs/lab.toml");
 pub const FARMD: &str = "farmd";
 /// Name of the data plane in `--bin-dir`.
 pub const DATAPLANE: &str = "farm-dataplane";
+/// Name of the command line in `--bin-dir` (optional: the lab runs without it).
+pub const FARMCTL: &str = "farmctl";
+/// The VIP's second TCP port, with an `on_port` rule (per-connection spread); the lab's Apache
+/// listens on it too.
+pub const ON_PORT_TCP: u16 = 8080;
 
 /// Paths of the farm files in the run directory.
 #[derive(Clone, Debug)]
@@ -97,7 +107,18 @@ pub fn render_config(
         .as_array_of_tables_mut()
         .filter(|v| !v.is_empty())
         .ok_or_else(|| LabError::Config("template: expected at least one [[vip]]".into()))?;
-    vips.get_mut(0).expect("non-empty")["addr"] = value(l.vip().to_string());
+    let vip = vips.get_mut(0).expect("non-empty");
+    vip["addr"] = value(l.vip().to_string());
+
+    // A node whose Apache fails its HTTP checker waits out of the farm until it answers again
+    // (unless the template says otherwise).
+    if let Some(checkers) = doc.get_mut("checker").and_then(Item::as_array_of_tables_mut) {
+        for c in checkers.iter_mut() {
+            if c.get("kind").and_then(Item::as_str) == Some("http") && !c.contains_key("action") {
+                c["action"] = value("wait");
+            }
+        }
+    }
 
     let dp = &mut doc["dataplane"];
     set_path(dp, "binary", bin_dir.join(DATAPLANE));
@@ -111,10 +132,35 @@ pub fn render_config(
 
     set_path(&mut doc["api"], "token_file", &files.token);
 
-    let text = doc.to_string();
-    let cfg = Config::from_str(&text, &files.config.to_string_lossy())
-        .map_err(|e| LabError::Config(e.to_string()))?;
-    Ok((text, cfg))
+    let origin = files.config.to_string_lossy().into_owned();
+    let parse = |doc: &DocumentMut| {
+        let text = doc.to_string();
+        Config::from_str(&text, &origin).map(|c| (text, c)).map_err(|e| LabError::Config(e.to_string()))
+    };
+    let (text, cfg) = parse(&doc)?;
+    let vip = IpAddr::V4(l.vip());
+    if cfg.vip(vip).is_some_and(|v| v.rules.iter().any(|r| r.matches(Proto::Tcp, ON_PORT_TCP))) {
+        return Ok((text, cfg));
+    }
+    push_on_port_rule(doc["vip"].as_array_of_tables_mut().and_then(|v| v.get_mut(0)).expect("checked above"));
+    parse(&doc)
+}
+
+/// Appends `tcp ON_PORT_TCP on_port` to the rules of the VIP `vip` (the template's `tcp 80
+/// on_addr` rule gives client affinity; this one spreads the connections of one client).
+fn push_on_port_rule(vip: &mut Table) {
+    let mut rule = Table::new();
+    rule["proto"] = value("tcp");
+    rule["ports"] = value(ON_PORT_TCP.to_string());
+    rule["affinity"] = value("on_port");
+    match vip.get_mut("rule").and_then(Item::as_array_of_tables_mut) {
+        Some(rules) => rules.push(rule),
+        None => {
+            let mut rules = ArrayOfTables::new();
+            rules.push(rule);
+            vip["rule"] = Item::ArrayOfTables(rules);
+        }
+    }
 }
 
 /// The `start_both` script: starts the node's Apache (`$FARM_NODE` is set by farmd).
@@ -203,8 +249,12 @@ pub fn spawn_daemon(l: &Layout, i: usize, bin_dir: &Path, name: &str) -> Result<
         .arg(&program)
         .arg("--config")
         .arg(&config)
-        .args(["--node", &l.node_name(i)])
-        .stdout(Stdio::from(out))
+        .args(["--node", &l.node_name(i)]);
+    if name == FARMD {
+        // The module stays in STOP without it (until `farmctl start`).
+        c.arg("--start");
+    }
+    c.stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
     let child = c.spawn().map_err(|source| LabError::Spawn {
         cmd: format!("ip netns exec {} {} --config ...", l.node_ns(i), program.display()),
@@ -248,6 +298,30 @@ mod tests {
         assert_ne!(a.module.table_file, b.module.table_file);
         assert_ne!(a.dataplane.file_prefix, b.dataplane.file_prefix);
         assert_ne!(a.module.run_dir, b.module.run_dir);
+    }
+
+    #[test]
+    fn the_lab_adds_an_on_port_rule_and_waiting_http_checkers() {
+        let l = Layout::new("xy", 3, 10).unwrap();
+        let (_, cfg) = render_config(LAB_TEMPLATE, &l, Path::new("/b")).unwrap();
+        let rules = &cfg.vips[0].rules;
+        let r80 = rules.iter().find(|r| r.matches(Proto::Tcp, 80)).unwrap();
+        let r8080 = rules.iter().find(|r| r.matches(Proto::Tcp, ON_PORT_TCP)).unwrap();
+        assert_eq!(r80.affinity, farm_table::Affinity::OnAddr);
+        assert_eq!(r8080.affinity, farm_table::Affinity::OnPort);
+        let http = cfg.checkers.iter().find(|c| c.name.to_string() == "http").unwrap();
+        assert_eq!(http.action, farm_config::Action::Wait);
+
+        // A template that covers 8080 already, or says what its checker does, is kept.
+        let t = LAB_TEMPLATE.replace("ports = \"80\"", "ports = \"80-9000\"").replace(
+            "kind = \"http\"",
+            "kind = \"http\"\naction = \"restart\"",
+        );
+        let (text, cfg) = render_config(&t, &l, Path::new("/b")).unwrap();
+        assert!(!text.contains("\"8080\""), "{text}");
+        assert_eq!(cfg.vips[0].rules.iter().filter(|r| r.matches(Proto::Tcp, ON_PORT_TCP)).count(), 1);
+        let http = cfg.checkers.iter().find(|c| c.name.to_string() == "http").unwrap();
+        assert_eq!(http.action, farm_config::Action::Restart);
     }
 
     #[test]

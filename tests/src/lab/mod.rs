@@ -15,6 +15,8 @@
 //! cleans up after a killed `farm-lab up`. See [`layout`] for every name and address.
 
 mod apache;
+pub mod capture;
+pub mod client;
 mod cmd;
 mod down;
 mod error;
@@ -22,7 +24,10 @@ mod farm;
 mod faults;
 pub mod layout;
 mod net;
+mod ops;
 mod procs;
+mod scenario;
+mod shares;
 mod state;
 mod static_table;
 mod up;
@@ -34,12 +39,16 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use apache::{Httpd, BIG_FILE_SIZE};
+pub use apache::{Httpd, BIG_FILE_SIZE, HTTP_PORTS};
+pub use capture::{Capture, CaptureReport};
 pub use down::{down, leftovers, status, DownReport, NodeStatus, StatusReport};
 pub use error::LabError;
-pub use farm::{render_config, FarmFiles, LAB_TEMPLATE};
+pub use farm::{render_config, FarmFiles, DATAPLANE, FARMCTL, FARMD, LAB_TEMPLATE, ON_PORT_TCP};
 pub use layout::Layout;
 pub use net::uplink_filter;
+pub use ops::{Assignment, Health};
+pub use scenario::{FailoverReport, RejoinReport};
+pub use shares::{max_deviation, Spread};
 pub use state::{Mode, State};
 
 /// How to build a lab.
@@ -109,6 +118,36 @@ impl Lab {
     /// Builds the lab described by `opts` (see the module documentation).
     pub fn up(opts: &LabOptions) -> Result<Lab, LabError> {
         up::up(opts)
+    }
+
+    /// A lab that is up (built by another process, e.g. `farm-lab up`), from its run
+    /// directory. Dropping the value leaves the lab running; [`Lab::teardown`] removes it.
+    pub fn attach(prefix: &str) -> Result<Lab, LabError> {
+        layout::check_prefix(prefix)?;
+        let r = layout::run_dir(prefix);
+        if !r.is_dir() {
+            return Err(LabError::NotUp(prefix.to_owned()));
+        }
+        let st = State::read(&r)?;
+        let layout = Layout::new(prefix, st.nodes, st.clients)?;
+        let config = if st.mode.has_dataplane() {
+            let f = FarmFiles::new(&layout).config;
+            let text = std::fs::read_to_string(&f).map_err(|e| LabError::io(&f, e))?;
+            Some(farm_config::Config::from_str(&text, &f.to_string_lossy()).map_err(|e| LabError::Config(e.to_string()))?)
+        } else {
+            None
+        };
+        Ok(Lab {
+            layout,
+            mode: st.mode,
+            apache: st.apache,
+            bin_dir: st.bin_dir,
+            farmds: Vec::new(),
+            tables: Vec::new(),
+            config,
+            interrupt: None,
+            keep: true,
+        })
     }
 
     /// Names and addresses.
