@@ -186,13 +186,16 @@ pub fn run(size: u16, filter: bool, warmup: Duration, duration: Duration, nice: 
     procs::run(&mut nft_cmd)?;
     let cfg = dir.join("trafgen.cfg");
     std::fs::write(&cfg, trafgen_config(size)?)?;
-    let mut tg = procs::niced("ip", nice);
-    tg.args(["netns", "exec", &ns.gen, "trafgen", "--no-sock-mem", "--cpus", "1", "--num", "0", "-i"])
+    // nsenter execs trafgen, so the process group is trafgen's own. A bounded
+    // TX ring keeps its final flush short.
+    let mut tg = procs::niced("nsenter", nice);
+    tg.arg(format!("--net=/run/netns/{}", ns.gen))
+        .args(["trafgen", "--no-sock-mem", "--cpus", "1", "--num", "0", "--ring-size", "4MiB", "-i"])
         .arg(&cfg)
         .args(["-o", &ns.gen_if]);
     commands.push(command_line(&tg));
-    let mut gen = procs::spawn("trafgen", tg, dir)?;
-    gen.signal = "INT"; // trafgen stops (and prints its totals) on SIGINT
+    // trafgen stops (and prints its totals) when its process group gets SIGINT.
+    let mut gen = procs::spawn_group("trafgen", tg, dir, "INT")?;
     // trafgen parses its config first: wait for traffic before the warm-up.
     let t = Instant::now();
     while sample(&ns.dut)?.accepted == 0 {

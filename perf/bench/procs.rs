@@ -17,6 +17,9 @@ pub struct Guard {
     pub child: Option<Child>,
     /// Signal that asks it to stop (`TERM`; netsniff-ng's trafgen wants `INT`).
     pub signal: &'static str,
+    /// Signal its whole process group (it leads one), as a terminal's ^C does:
+    /// trafgen forks its senders and only they stop on SIGINT.
+    pub group: bool,
 }
 
 impl Guard {
@@ -36,7 +39,8 @@ impl Guard {
         if let Ok(Some(s)) = child.try_wait() {
             return Some(s);
         }
-        let _ = Command::new("kill").args([&format!("-{}", self.signal), &child.id().to_string()]).status();
+        let target = if self.group { format!("-{}", child.id()) } else { child.id().to_string() };
+        let _ = Command::new("kill").args([format!("-{}", self.signal), "--".to_owned(), target]).status();
         let t = Instant::now();
         while t.elapsed() < grace {
             if let Ok(Some(s)) = child.try_wait() {
@@ -45,6 +49,9 @@ impl Guard {
             std::thread::sleep(Duration::from_millis(20));
         }
         tracing::warn!(name = %self.name, signal = self.signal, "did not stop: killing it");
+        if self.group {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+        }
         let _ = child.kill();
         child.wait().ok()
     }
@@ -82,6 +89,16 @@ pub fn niced(prog: impl AsRef<std::ffi::OsStr>, nice: i32) -> Command {
     c
 }
 
+/// [`spawn`] as the leader of a new process group, stopped by signalling the group.
+pub fn spawn_group(name: &str, mut cmd: Command, dir: &Path, signal: &'static str) -> Result<Guard> {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    let mut g = spawn(name, cmd, dir)?;
+    g.group = true;
+    g.signal = signal;
+    Ok(g)
+}
+
 /// Starts `cmd` with stdout and stderr in `<dir>/<name>.out` / `.err`.
 pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Result<Guard> {
     let out = File::create(dir.join(format!("{name}.out")))?;
@@ -93,7 +110,7 @@ pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Result<Guard> {
         .stderr(err)
         .spawn()
         .with_context(|| format!("start {}", command_line(&cmd)))?;
-    Ok(Guard { name: name.to_owned(), child: Some(child), signal: "TERM" })
+    Ok(Guard { name: name.to_owned(), child: Some(child), signal: "TERM", group: false })
 }
 
 /// Runs a short command to completion; its stdout, or an error with its stderr.
