@@ -68,6 +68,9 @@ struct Args {
     /// this session's autogroup gets the same niceness. 0: unchanged.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     nice: i32,
+    /// Runs of each flat-out DPDK case (interleaved; the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    repeat: u32,
     /// Worker counts of farm-dataplane to run.
     #[arg(long, default_value = "1,2", value_delimiter = ',')]
     workers: Vec<u16>,
@@ -119,10 +122,12 @@ fn main() -> Result<()> {
     let mut n = 0;
     if !args.skip_dpdk {
         let mut cases = Vec::new();
-        for &size in &args.sizes {
-            cases.push(Case { fwd: Forwarder::CLoop, size, rate: None });
-            for &workers in &args.workers {
-                cases.push(Case { fwd: Forwarder::Farm { workers }, size, rate: None });
+        for _ in 0..args.repeat {
+            for &size in &args.sizes {
+                cases.push(Case { fwd: Forwarder::CLoop, size, rate: None });
+                for &workers in &args.workers {
+                    cases.push(Case { fwd: Forwarder::Farm { workers }, size, rate: None });
+                }
             }
         }
         if args.latency_rate > 0 {
@@ -183,6 +188,7 @@ fn main() -> Result<()> {
         command,
         started,
         elapsed_s: t0.elapsed().as_secs_f64(),
+        repeat: args.repeat,
         machine,
         dpdk: dpdk_runs,
         kernel: kernel_runs,

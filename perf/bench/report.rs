@@ -92,6 +92,8 @@ pub struct Results {
     pub started: String,
     /// Wall time of the whole benchmark.
     pub elapsed_s: f64,
+    /// Repeats of each flat-out DPDK case.
+    pub repeat: u32,
     /// The machine.
     pub machine: Machine,
     /// DPDK runs.
@@ -108,8 +110,38 @@ fn delivered_mpps(r: &DpdkRun) -> f64 {
     r.summary.window.rx_pps / 1e6
 }
 
+/// The median run (by delivered rate) of a forwarder at a size, flat out.
 fn find(runs: &[DpdkRun], fwd: Forwarder, size: u16) -> Option<&DpdkRun> {
-    runs.iter().find(|r| r.forwarder == fwd && r.size == size && r.rate.is_none())
+    let mut v: Vec<&DpdkRun> = runs.iter().filter(|r| r.forwarder == fwd && r.size == size && r.rate.is_none()).collect();
+    v.sort_by(|a, b| a.summary.window.rx_pps.total_cmp(&b.summary.window.rx_pps));
+    v.get(v.len() / 2).copied()
+}
+
+/// Median flat-out runs, one per (forwarder, size), in first-seen order.
+fn medians(runs: &[DpdkRun]) -> Vec<&DpdkRun> {
+    let mut keys: Vec<(Forwarder, u16)> = Vec::new();
+    for r in runs.iter().filter(|r| r.rate.is_none()) {
+        if !keys.contains(&(r.forwarder, r.size)) {
+            keys.push((r.forwarder, r.size));
+        }
+    }
+    keys.sort_by_key(|k| k.1);
+    keys.iter().filter_map(|&(f, size)| find(runs, f, size)).collect()
+}
+
+/// "min–max" delivered Mpps over the repeats of a run's case.
+fn spread(runs: &[DpdkRun], d: &DpdkRun) -> String {
+    let v: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.forwarder == d.forwarder && r.size == d.size && r.rate == d.rate)
+        .map(|r| r.summary.window.rx_pps / 1e6)
+        .collect();
+    if v.len() < 2 {
+        return "–".to_owned();
+    }
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(0.0, f64::max);
+    format!("{min:.2}–{max:.2} ({} runs)", v.len())
 }
 
 /// Per-core rate of a data-plane run: delivered Mpps over the CPUs it used.
@@ -187,17 +219,19 @@ pub fn markdown(r: &Results) -> String {
     );
     let _ = writeln!(s, "## DPDK over net_memif, flat out\n");
     let _ = writeln!(s, "farm-trafgen (CPU 0) → memif → forwarder → memif → farm-trafgen. Every bucket is owned, so every frame comes back. \"DUT CPUs\": CPU time of the forwarder process over the window; cycles/packet = that time × TSC Hz / frames delivered.\n");
-    let _ = writeln!(s, "| Path | Frame | Offered Mpps | Delivered Mpps | Lost | DUT CPUs | Cycles/packet | Machine busy CPUs | Latency p50 / p99 (µs) |");
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for d in r.dpdk.iter().filter(|d| d.rate.is_none()) {
+    let _ = writeln!(s, "Each case ran {} time(s), interleaved; the table shows the median run and the range of all.\n", r.repeat);
+    let _ = writeln!(s, "| Path | Frame | Offered Mpps | Delivered Mpps | Range | Lost | DUT CPUs | Cycles/packet | Machine busy CPUs | Latency p50 / p99 (µs) |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for d in medians(&r.dpdk) {
         let w = &d.summary.window;
         let _ = writeln!(
             s,
-            "| {} | {} B | {:.3} | **{:.3}** | {} | {} | {} | {:.2} | {} / {} |",
+            "| {} | {} B | {:.3} | **{:.3}** | {} | {} | {} | {} | {:.2} | {} / {} |",
             d.forwarder.label(),
             d.size,
             w.tx_pps / 1e6,
             w.rx_pps / 1e6,
+            spread(&r.dpdk, d),
             d.summary.totals.lost,
             opt(d.summary.cpu.dut_cpus, 2),
             opt(d.summary.cpu.dut_cycles_per_packet, 0),
@@ -254,7 +288,7 @@ pub fn markdown(r: &Results) -> String {
     for t in &r.targets {
         let _ = writeln!(s, "| {} | ≥ {:.1}× | {:.2}× | {} | {} |", t.name, t.required, t.measured, if t.met { "yes" } else { "**no**" }, t.how);
     }
-    for c in r.dpdk.iter().filter(|d| d.forwarder == Forwarder::CLoop && d.rate.is_none()) {
+    for c in medians(&r.dpdk).into_iter().filter(|d| d.forwarder == Forwarder::CLoop) {
         let fc = &c.forwarder_counters;
         if let (Some(busy), Some(all), Some(rx)) = (fc["busy_cycles"].as_f64(), fc["cycles"].as_f64(), fc["rx"].as_f64()) {
             if all > 0.0 && rx > 0.0 {
@@ -293,7 +327,12 @@ pub fn markdown(r: &Results) -> String {
         }
     }
     let _ = writeln!(s, "\n## Exact commands\n");
+    let mut seen = Vec::new();
     for d in &r.dpdk {
+        if seen.contains(&(d.forwarder, d.size, d.rate)) {
+            continue; // repeats run the same commands (but the file prefixes)
+        }
+        seen.push((d.forwarder, d.size, d.rate));
         let _ = writeln!(s, "{} {} B{}:\n```\n{}\n```", d.forwarder.label(), d.size, d.rate.map_or(String::new(), |x| format!(" at {x} pps")), d.commands.join("\n"));
     }
     for k in &r.kernel {
@@ -309,7 +348,7 @@ pub fn svg(path: &Path, r: &Results) -> Result<()> {
     sizes.sort_unstable();
     sizes.dedup();
     for size in sizes {
-        for d in r.dpdk.iter().filter(|d| d.size == size && d.rate.is_none()) {
+        for d in medians(&r.dpdk).into_iter().filter(|d| d.size == size) {
             let color = match d.forwarder {
                 Forwarder::CLoop => RGBColor(120, 120, 120),
                 Forwarder::Farm { workers: 1 } => RGBColor(31, 119, 180),
@@ -424,6 +463,7 @@ mod tests {
             command: "x".into(),
             started: "now".into(),
             elapsed_s: 1.0,
+            repeat: 1,
             machine: Machine::describe(String::new()),
             dpdk: runs,
             kernel: k,
@@ -431,7 +471,7 @@ mod tests {
             targets: t,
         };
         let md = markdown(&r);
-        assert!(md.contains("| farm-dataplane, 1 worker | 64 B | 4.600 | **4.600** |"), "{md}");
+        assert!(md.contains("| farm-dataplane, 1 worker | 64 B | 4.600 | **4.600** | – |"), "{md}");
         assert!(md.contains("## Failed runs") && md.contains("| ≥ 10.0× | 11.50× | yes |"));
         let dir = std::env::temp_dir().join(format!("farm-bench-svg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
