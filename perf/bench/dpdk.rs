@@ -130,7 +130,7 @@ ports = "5000"
 [dataplane]
 uplink = "net_memif_up"
 mempool_size = 16383
-eal_args = ["--no-huge", "--no-shconf", "--no-pci", "-m", "256"]
+eal_args = ["--no-huge", "--no-shconf", "--no-pci", "--no-telemetry", "-m", "256"]
 file_prefix = "{prefix}"
 "#,
         d = dir.display()
@@ -264,6 +264,10 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
         let w = format!("farm-trafgen exit status after its report: {status:?}");
         tracing::warn!("{w}");
         warnings.push(w);
+    }
+    // DPDK leaves /run/dpdk/<file-prefix> behind (always for the C loop).
+    for prefix in [format!("cfwd-{tag}"), format!("farmdp-{tag}"), format!("tg-{tag}")] {
+        let _ = std::fs::remove_dir_all(Path::new("/run/dpdk").join(prefix));
     }
     let summary: Summary = serde_json::from_str(&std::fs::read_to_string(&json).context("trafgen JSON")?)?;
     let forwarder_counters = match &table {
