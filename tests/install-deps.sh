@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   libdpdk-dev clang libclang-dev pkg-config libpcap-dev   # build: DPDK bindings
   iproute2 nftables procps psmisc ethtool                  # lab: namespaces, veth, offloads, faults
-  apache2 curl wrk tcpdump                                 # lab: real server, clients, capture
+  apache2 curl wrk tcpdump netsniff-ng util-linux          # lab + perf: server, clients, capture, trafgen
   python3                                                  # lab: plots, reference scripts
 )
 
