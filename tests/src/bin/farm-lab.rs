@@ -185,6 +185,12 @@ fn run(cli: Cli) -> Result<()> {
             );
             print!("{}", spread.mosaic(width, colour));
             println!("  {}", spread.summary(lab.layout().nodes()));
+            // Compared with the previous `shares` on this port (kept in the run directory).
+            let last = lab.run_dir().join(format!("shares-{port}.last"));
+            if let Ok(before) = lab::Spread::load(&last) {
+                println!("  since the previous run: {}", lab::describe_moves(&lab::moves(&before, &spread)));
+            }
+            spread.save(&last)?;
         }
         Command::Failover { node, keep_link, probes } => {
             let mut lab = Lab::attach(&cli.prefix)?;

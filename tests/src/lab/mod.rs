@@ -48,7 +48,7 @@ pub use layout::Layout;
 pub use net::uplink_filter;
 pub use ops::{Assignment, Health};
 pub use scenario::{FailoverReport, RejoinReport};
-pub use shares::{max_deviation, Spread};
+pub use shares::{describe_moves, max_deviation, moves, Spread};
 pub use state::{Mode, State};
 
 /// How to build a lab.

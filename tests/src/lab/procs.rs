@@ -83,17 +83,18 @@ pub fn terminate(pids: &[i32], grace: Duration) -> Vec<i32> {
             tracing::debug!(pid = p, cmd = %cmdline(*p), "SIGKILL after SIGTERM grace");
             signal(*p, Signal::SIGKILL);
         }
-        wait_gone(pids, Duration::from_secs(2));
+        wait_gone(pids, Duration::from_secs(10));
     }
     pids.iter().copied().filter(|p| alive(*p)).collect()
 }
 
-/// SIGKILL right away (a crash); waits for the processes to disappear.
+/// SIGKILL right away (a crash); waits for the processes to disappear (up to 10 s: a process
+/// with packet sockets may take a while to exit on a loaded machine).
 pub fn kill_now(pids: &[i32]) -> Vec<i32> {
     for p in pids {
         signal(*p, Signal::SIGKILL);
     }
-    wait_gone(pids, Duration::from_secs(2));
+    wait_gone(pids, Duration::from_secs(10));
     pids.iter().copied().filter(|p| alive(*p)).collect()
 }
 

@@ -84,6 +84,54 @@ impl Spread {
     }
 }
 
+/// Clients answered by another node in `now` than in `before`: (from, to) → count.
+pub fn moves(before: &Spread, now: &Spread) -> BTreeMap<(usize, usize), usize> {
+    let mut m = BTreeMap::new();
+    for (c, r) in &now.results {
+        if let (Ok(to), Some(from)) = (r, before.node_of(*c)) {
+            if from != *to {
+                *m.entry((from, *to)).or_default() += 1;
+            }
+        }
+    }
+    m
+}
+
+/// `187 clients moved: n2->n1 104, n2->n3 83` (or `no client moved`).
+pub fn describe_moves(m: &BTreeMap<(usize, usize), usize>) -> String {
+    let total: usize = m.values().sum();
+    if total == 0 {
+        return "no client moved".to_owned();
+    }
+    let parts: Vec<String> = m.iter().map(|((f, t), n)| format!("n{f}->n{t} {n}")).collect();
+    format!("{total} clients moved: {}", parts.join(", "))
+}
+
+impl Spread {
+    /// Saves the answering node per client (`addr node` lines; failures left out).
+    pub fn save(&self, path: &std::path::Path) -> Result<(), LabError> {
+        let text: String = self
+            .results
+            .iter()
+            .filter_map(|(a, r)| r.as_ref().ok().map(|n| format!("{a} {n}\n")))
+            .collect();
+        std::fs::write(path, text).map_err(|e| LabError::io(path, e))
+    }
+
+    /// Reads what [`Spread::save`] wrote.
+    pub fn load(path: &std::path::Path) -> Result<Spread, LabError> {
+        let text = std::fs::read_to_string(path).map_err(|e| LabError::io(path, e))?;
+        let results = text
+            .lines()
+            .filter_map(|l| {
+                let (a, n) = l.split_once(' ')?;
+                Some((a.parse().ok()?, Ok(n.trim().parse().ok()?)))
+            })
+            .collect();
+        Ok(Spread { results })
+    }
+}
+
 /// The largest relative deviation of `counts` from an even share among `nodes`.
 pub fn max_deviation(counts: &BTreeMap<usize, usize>, nodes: &[usize]) -> f64 {
     let total: usize = nodes.iter().map(|n| counts.get(n).copied().unwrap_or(0)).sum();
@@ -181,6 +229,24 @@ mod tests {
         assert!(sum.ends_with("failed 1"), "{sum}");
         // Even share among 1..3 of 4 answers is 4/3; node 1 has 2: +50%.
         assert!((s.max_deviation(&[1, 2, 3]) - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn moves_between_spreads_and_save_load() {
+        let a = spread();
+        let mut b = spread();
+        b.results[1].1 = Ok(3);
+        b.results[2].1 = Ok(3);
+        let m = moves(&a, &b);
+        assert_eq!(m, BTreeMap::from([((1, 3), 1), ((2, 3), 1)]));
+        assert_eq!(describe_moves(&m), "2 clients moved: n1->n3 1, n2->n3 1");
+        assert_eq!(describe_moves(&moves(&a, &a)), "no client moved");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s");
+        a.save(&f).unwrap();
+        let back = Spread::load(&f).unwrap();
+        assert_eq!(back.results.len(), 4, "failures are not saved");
+        assert_eq!(back.node_of(Ipv4Addr::new(198, 18, 1, 5)), Some(3));
     }
 
     #[test]
