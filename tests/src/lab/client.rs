@@ -231,9 +231,16 @@ impl Probe {
         self.attempts.lock().expect("attempts lock").clone()
     }
 
-    /// Waits until every client had an attempt started at or after `since` succeed (or
-    /// `deadline` passes); returns, per client, the first such success (None: none in time).
-    pub fn wait_served(&self, srcs: &[Ipv4Addr], since: Instant, deadline: Duration) -> Vec<Option<Attempt>> {
+    /// Waits until every client had an attempt started at or after `since` succeed, served by
+    /// another node than `not_by` (or `deadline` passes); returns, per client, the first such
+    /// success (None: none in time).
+    pub fn wait_served(
+        &self,
+        srcs: &[Ipv4Addr],
+        since: Instant,
+        not_by: Option<usize>,
+        deadline: Duration,
+    ) -> Vec<Option<Attempt>> {
         let end = Instant::now() + deadline;
         loop {
             let all = self.attempts();
@@ -241,7 +248,9 @@ impl Probe {
                 .iter()
                 .map(|s| {
                     all.iter()
-                        .filter(|a| a.src == *s && a.start >= since && a.result.is_ok())
+                        .filter(|a| {
+                            a.src == *s && a.start >= since && a.result.as_ref().is_ok_and(|n| Some(*n) != not_by)
+                        })
                         .min_by_key(|a| a.end)
                         .cloned()
                 })

@@ -143,10 +143,40 @@ impl Lab {
         }
     }
 
-    /// Waits until each of `nodes` has health `want`.
+    /// Waits until each of `nodes` has health `want`; on timeout the error tells what each
+    /// node that is not there says (see [`Lab::diagnose`]).
     pub fn wait_health(&self, nodes: &[usize], want: Health, timeout: Duration) -> Result<Duration, LabError> {
         let what = format!("health {want:?} on nodes {nodes:?}");
-        self.wait_for(&what, timeout, || nodes.iter().all(|&i| self.health(i) == want))
+        self.wait_for(&what, timeout, || nodes.iter().all(|&i| self.health(i) == want)).map_err(|e| match e {
+            LabError::Timeout { what, after, .. } => LabError::Timeout {
+                what,
+                after,
+                detail: nodes.iter().filter(|&&i| self.health(i) != want).map(|&i| self.diagnose(i)).collect(),
+            },
+            e => e,
+        })
+    }
+
+    /// What node `i` looks like, for failure messages: health, state, what holds it out, the
+    /// end of farmd's output and of its module log.
+    pub fn diagnose(&self, i: usize) -> String {
+        let st = self.status_json(i).ok();
+        let field = |k: &str| st.as_ref().map_or_else(|| "?".to_owned(), |v| v[k].to_string());
+        let farmd_out = super::farm::daemon_out(&self.layout, i, super::farm::FARMD);
+        let module_log = self.layout.node_dir(i).join("log").join("module.log");
+        format!(
+            "\n--- n{i}: health {:?}, state {}, waiting on {}, farmd running {}, Apache running {}\n\
+             {}:\n{}\n{}:\n{}\n",
+            self.health(i),
+            field("state"),
+            field("waiting_on"),
+            self.farmd_running(i),
+            self.httpd(i).running(),
+            farmd_out.display(),
+            super::cmd::tail(&farmd_out, 15),
+            module_log.display(),
+            super::cmd::tail(&module_log, 15),
+        )
     }
 
     /// The table node `i`'s data plane applies (its table file).

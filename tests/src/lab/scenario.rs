@@ -119,7 +119,7 @@ impl Lab {
         let dst = SocketAddrV4::new(self.vip(), 80);
         let probe = Probe::start(&self.client_ns(), &clients, dst, PROBE_PERIOD, PROBE_TIMEOUT)?;
         // The probes work and reach the victim before it dies.
-        let before = probe.wait_served(&clients, Instant::now(), Duration::from_secs(5));
+        let before = probe.wait_served(&clients, Instant::now(), None, Duration::from_secs(5));
         for (c, a) in clients.iter().zip(&before) {
             match a.as_ref().map(|a| &a.result) {
                 Some(Ok(n)) if *n == victim => {}
@@ -130,12 +130,15 @@ impl Lab {
                 }
             }
         }
+        // From here on (a few ms before SIGKILL reaches every process): a connection started
+        // now may still be served by the victim before it dies; only another node's answer
+        // counts as "served again".
         let t0 = Instant::now();
         self.kill_node(victim)?;
         if link_down {
             self.set_link(victim, false)?;
         }
-        let firsts = probe.wait_served(&clients, t0, deadline);
+        let firsts = probe.wait_served(&clients, t0, Some(victim), deadline);
         // Keep probing a little: once served again, a client must stay served.
         std::thread::sleep(Duration::from_millis(300));
         let attempts = probe.stop();

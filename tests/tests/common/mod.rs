@@ -132,7 +132,8 @@ pub fn run_suite(prefix: &str, opts: impl Fn() -> LabOptions, cases: &[Case]) ->
             Ok(()) => println!("test {name} ... ok ({secs:.1} s)"),
             Err(e) => {
                 println!("test {name} ... FAILED ({secs:.1} s)");
-                failed.push((name, panic_text(&*e)));
+                let nodes: String = l.layout().node_numbers().map(|i| l.diagnose(i)).collect();
+                failed.push((name, format!("{}\nthe nodes after the failure:{nodes}", panic_text(&*e))));
             }
         }
         let _ = std::io::stdout().flush();
