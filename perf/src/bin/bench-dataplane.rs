@@ -10,7 +10,8 @@
 //! `net_null` hands out mbufs without writing them; the pool's buffers are pre-filled with the
 //! mix, so the loop classifies real frames. Run as root:
 //! `cargo run --release -p farm-perf --bin bench-dataplane [seconds] [all|classifier|pipeline|bare]`
-//! (the second argument runs one part alone, e.g. under `perf record` or callgrind).
+//! (the second argument runs one part alone, e.g. under `perf record` or callgrind; `floor`, not
+//! part of `all`, runs the pipeline's I/O without classification).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -116,7 +117,7 @@ fn classifier_alone(reader: &TableReader) -> Result<()> {
     let mut reply = [0u8; REPLY_BUF_LEN];
     let mut tally = Tally::new();
     let rounds = 20_000usize;
-    let (t0, c0) = (Instant::now(), dpdk::tsc());
+    let (t0, c0) = (Timer::start(), dpdk::tsc());
     for _ in 0..rounds {
         for (f, d) in frames.iter_mut().zip(&dsts) {
             let v = classify(&cfg, &view, &mut NoFlowTracking, f, &mut reply);
@@ -124,10 +125,19 @@ fn classifier_alone(reader: &TableReader) -> Result<()> {
             f[..6].copy_from_slice(d);
         }
     }
+    let cycles = dpdk::tsc() - c0;
+    let el = t0.stop();
     let n = (rounds * frames.len()) as f64;
-    let ns = t0.elapsed().as_secs_f64() * 1e9 / n;
-    let cycles = (dpdk::tsc() - c0) as f64 / n;
-    println!("classifier alone (realistic mix, {} frames):  {ns:6.1} ns/frame  {cycles:6.1} TSC cycles/frame", frames.len());
+    let ns = el.wall.as_secs_f64() * 1e9 / n;
+    let cycles = cycles as f64 / n;
+    let on_cpu = match el.cpu {
+        Some(cpu) => format!("  ({:.1} ns/frame on CPU)", cpu.as_secs_f64() * 1e9 / n),
+        None => String::new(),
+    };
+    println!(
+        "classifier alone (realistic mix, {} frames):  {ns:6.1} ns/frame  {cycles:6.1} TSC cycles/frame{on_cpu}",
+        frames.len()
+    );
     std::hint::black_box(tally);
     Ok(())
 }
@@ -151,7 +161,7 @@ fn main() -> Result<()> {
     let only = std::env::args().nth(2).unwrap_or_else(|| "all".into());
     let run = |part: &str| only == "all" || only == part;
     anyhow::ensure!(
-        ["all", "classifier", "pipeline", "bare"].contains(&only.as_str()),
+        ["all", "classifier", "pipeline", "bare", "floor"].contains(&only.as_str()),
         "unknown part {only:?}: expected all, classifier, pipeline or bare"
     );
     let shm = std::path::PathBuf::from(format!("/dev/shm/farm-bench-{}", std::process::id()));
@@ -160,7 +170,7 @@ fn main() -> Result<()> {
     if run("classifier") {
         classifier_alone(reader)?;
     }
-    if !run("pipeline") && !run("bare") {
+    if !run("pipeline") && !run("bare") && !run("floor") {
         let _ = std::fs::remove_file(&shm);
         return Ok(());
     }
@@ -205,6 +215,11 @@ fn main() -> Result<()> {
     } else {
         None
     };
+    if only == "floor" {
+        let up = QueuePair::new(ports[0].rx_queue(q)?, ports[0].tx_queue(q)?);
+        let tap = QueuePair::new(ports[1].rx_queue(q)?, ports[1].tx_queue(q)?);
+        floor_loop(&eal, worker, up, tap, secs)?;
+    }
     let bare_mpps = if run("bare") {
         Some(bare_loop(&eal, worker, ports[2].rx_queue(q)?, secs)?)
     } else {
@@ -241,7 +256,7 @@ fn pipeline_loop(
             busy_poll: true,
             ..BackoffConfig::default()
         });
-        let t = Instant::now();
+        let t = Timer::start();
         let n = poll_loop(
             &mut p,
             &mut up,
@@ -258,13 +273,16 @@ fn pipeline_loop(
             .map(|&c| (c, lc.get(c)))
             .filter(|&(_, v)| v != 0)
             .collect();
-        (n, t.elapsed(), seen)
+        (n, t.stop(), seen)
     })?;
     std::thread::sleep(Duration::from_secs(secs));
     stop.store(true, Ordering::Relaxed);
     let (n, el, seen) = h.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
-    let mpps = n as f64 / el.as_secs_f64() / 1e6;
-    println!("farm pipeline loop, net_null, 1 lcore:        {mpps:6.2} Mpps  ({n} frames)");
+    let mpps = el.mpps(n);
+    println!(
+        "farm pipeline loop, net_null, 1 lcore:        {mpps:6.2} Mpps  {}",
+        el.detail(n)
+    );
     let rx: u64 = seen
         .iter()
         .filter(|(c, _)| matches!(c, Counter::Rx | Counter::TapRx))
@@ -287,7 +305,7 @@ fn bare_loop(eal: &Eal, worker: LcoreId, mut rx: RxQueue, secs: u64) -> Result<f
     let h = eal.launch(worker, move || {
         let mut burst: MbufBurst = MbufBurst::default();
         let (mut n, mut acc) = (0u64, 0u32);
-        let t = Instant::now();
+        let t = Timer::start();
         while !s3.load(Ordering::Relaxed) {
             let k = rx.rx_burst(&mut burst);
             for m in burst.iter() {
@@ -306,12 +324,107 @@ fn bare_loop(eal: &Eal, worker: LcoreId, mut rx: RxQueue, secs: u64) -> Result<f
             n += k as u64;
         }
         std::hint::black_box(acc);
-        (n, t.elapsed())
+        (n, t.stop())
     })?;
     std::thread::sleep(Duration::from_secs(secs));
     stop.store(true, Ordering::Relaxed);
     let (n, el) = h.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
-    let mpps = n as f64 / el.as_secs_f64() / 1e6;
-    println!("bare rx + hash + bulk free, net_null, 1 lcore:{mpps:6.2} Mpps  ({n} frames)");
+    let mpps = el.mpps(n);
+    println!(
+        "bare rx + hash + bulk free, net_null, 1 lcore:{mpps:6.2} Mpps  {}",
+        el.detail(n)
+    );
     Ok(mpps)
+}
+
+/// Optional part `floor`: the same two `net_null` ports and port adapters as the pipeline loop,
+/// every frame received on one port transmitted on the other, no classification. The cost of
+/// the I/O alone: the pipeline loop can approach it, not pass it.
+fn floor_loop(
+    eal: &Eal,
+    worker: LcoreId,
+    mut up: QueuePair,
+    mut tap: QueuePair,
+    secs: u64,
+) -> Result<f64> {
+    use farm_pipeline::Port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s3 = Arc::clone(&stop);
+    let h = eal.launch(worker, move || {
+        let (mut a, mut b): (Vec<Pkt>, Vec<Pkt>) = (Vec::with_capacity(64), Vec::with_capacity(64));
+        let mut n = 0u64;
+        let t = Timer::start();
+        while !s3.load(Ordering::Relaxed) {
+            n += up.rx_burst(&mut a, 32) as u64;
+            n += tap.rx_burst(&mut b, 32) as u64;
+            tap.tx_burst(&mut a);
+            up.tx_burst(&mut b);
+            a.clear();
+            b.clear();
+        }
+        (n, t.stop())
+    })?;
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    let (n, el) = h.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
+    let mpps = el.mpps(n);
+    println!(
+        "floor: rx + tx on the same ports, no classify:{mpps:6.2} Mpps  {}",
+        el.detail(n)
+    );
+    Ok(mpps)
+}
+
+/// Wall-clock and on-CPU time of a worker thread. The machine is shared, so the worker may
+/// be preempted; frames per on-CPU second (from `/proc/thread-self/schedstat`) leave that
+/// out and make runs comparable under load (the headline figure stays wall-clock Mpps).
+struct Timer {
+    wall: Instant,
+    cpu_ns: Option<u64>,
+}
+
+/// What a [`Timer`] measured.
+struct Elapsed {
+    wall: Duration,
+    cpu: Option<Duration>,
+}
+
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+impl Timer {
+    fn start() -> Timer {
+        Timer {
+            wall: Instant::now(),
+            cpu_ns: thread_cpu_ns(),
+        }
+    }
+
+    fn stop(&self) -> Elapsed {
+        let wall = self.wall.elapsed();
+        let cpu = match (self.cpu_ns, thread_cpu_ns()) {
+            (Some(a), Some(b)) => Some(Duration::from_nanos(b.saturating_sub(a))),
+            _ => None,
+        };
+        Elapsed { wall, cpu }
+    }
+}
+
+impl Elapsed {
+    fn mpps(&self, n: u64) -> f64 {
+        n as f64 / self.wall.as_secs_f64() / 1e6
+    }
+
+    fn detail(&self, n: u64) -> String {
+        match self.cpu {
+            Some(cpu) if !cpu.is_zero() => format!(
+                "({n} frames; {:.2} Mpps per on-CPU second, on CPU {:.0}% of the time)",
+                n as f64 / cpu.as_secs_f64() / 1e6,
+                100.0 * cpu.as_secs_f64() / self.wall.as_secs_f64()
+            ),
+            _ => format!("({n} frames)"),
+        }
+    }
 }
