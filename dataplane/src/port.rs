@@ -50,7 +50,14 @@ impl Port for QueuePair {
         let mut total = 0;
         while total < max {
             let n = self.rx.rx_burst(&mut self.burst);
-            out.extend(self.burst.drain().map(Pkt));
+            // One pass over the burst: `resize_with` fills from a trusted-length iterator with
+            // the length kept in a register, where pushing (or `extend` from the drain) would
+            // store and reload the Vec's length for every mbuf.
+            let held = self.burst.len();
+            let mut mbufs = self.burst.drain();
+            out.resize_with(out.len() + held, || {
+                Pkt(mbufs.next().expect("a drain yields every mbuf the burst held"))
+            });
             total += n;
             if n < dpdk::BURST_SIZE {
                 break;
