@@ -163,33 +163,44 @@ fn push_on_port_rule(vip: &mut Table) {
     }
 }
 
-/// The `start_both` script: starts the node's Apache (`$FARM_NODE` is set by farmd).
+/// The shell lines both scripts start with: the node's Apache files, and `is_apache PID`, true
+/// only for a live process running this configuration (a killed Apache that its parent has not
+/// reaped yet is a zombie with an empty command line; a recycled pid runs something else).
+fn script_prelude(l: &Layout) -> String {
+    format!(
+        "conf={r}/\"$FARM_NODE\"/apache/httpd.conf\n\
+         pid={r}/\"$FARM_NODE\"/apache/httpd.pid\n\
+         is_apache() {{ [ -n \"$1\" ] && tr '\\0' ' ' 2>/dev/null <\"/proc/$1/cmdline\" | grep -qF -- \"$conf\"; }}\n",
+        r = l.run_dir().display()
+    )
+}
+
+/// The `start_both` script: starts the node's Apache (`$FARM_NODE` is set by farmd) unless it
+/// runs already.
 pub fn start_script(l: &Layout, apache: &Path) -> String {
     format!(
-        "#!/bin/sh\n# farm-lab: start the node's Apache (farmd sets FARM_NODE).\nset -e\n\
-         conf={r}/\"$FARM_NODE\"/apache/httpd.conf\n\
-         pid={r}/\"$FARM_NODE\"/apache/httpd.pid\n\
-         if [ -f \"$pid\" ] && kill -0 \"$(cat \"$pid\")\" 2>/dev/null; then exit 0; fi\n\
+        "#!/bin/sh\n# farm-lab: start the node's Apache (farmd sets FARM_NODE).\nset -e\n{prelude}\
+         if is_apache \"$(cat \"$pid\" 2>/dev/null)\"; then exit 0; fi\n\
          exec {apache} -f \"$conf\" -k start\n",
-        r = l.run_dir().display(),
+        prelude = script_prelude(l),
         apache = apache.display()
     )
 }
 
-/// The `stop_both` script: stops the node's Apache; with `force`, SIGKILL.
+/// The `stop_both` script: stops the node's Apache (SIGTERM, waits up to 5 s); with `force`,
+/// SIGKILL to its process group.
 pub fn stop_script(l: &Layout) -> String {
     format!(
-        "#!/bin/sh\n# farm-lab: stop the node's Apache (farmd sets FARM_NODE; $1 = force).\n\
-         pid={r}/\"$FARM_NODE\"/apache/httpd.pid\n\
-         [ -f \"$pid\" ] || exit 0\n\
-         p=$(cat \"$pid\")\n\
+        "#!/bin/sh\n# farm-lab: stop the node's Apache (farmd sets FARM_NODE; $1 = force).\n{prelude}\
+         p=$(cat \"$pid\" 2>/dev/null) || exit 0\n\
+         is_apache \"$p\" || {{ rm -f \"$pid\"; exit 0; }}\n\
          # force: the whole process group (Apache's main process leads it; its children\n\
          # would otherwise keep serving on the inherited sockets).\n\
          if [ \"$1\" = force ]; then kill -KILL -\"$p\" 2>/dev/null || kill -KILL \"$p\" 2>/dev/null; rm -f \"$pid\"; exit 0; fi\n\
          kill -TERM \"$p\" 2>/dev/null || exit 0\n\
-         i=0; while kill -0 \"$p\" 2>/dev/null; do i=$((i+1)); [ $i -lt 100 ] || exit 1; sleep 0.05; done\n\
+         i=0; while is_apache \"$p\"; do i=$((i+1)); [ $i -lt 100 ] || exit 1; sleep 0.05; done\n\
          exit 0\n",
-        r = l.run_dir().display()
+        prelude = script_prelude(l)
     )
 }
 
@@ -342,5 +353,38 @@ mod tests {
         assert!(s.contains("exec /usr/sbin/apache2 -f \"$conf\" -k start"));
         let s = stop_script(&l);
         assert!(s.contains("force"));
+        assert!(s.contains("while is_apache \"$p\""), "{s}");
+    }
+
+    #[test]
+    fn start_script_ignores_a_stale_pid_file() {
+        // A pid file naming a live process that is not this Apache (here: this test) or no
+        // process at all: start_both starts Apache (here a stand-in that records its arguments).
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::new("farm", 1, 1).unwrap();
+        let fake = dir.path().join("apache2");
+        std::fs::write(&fake, "#!/bin/sh\necho started \"$@\"\n").unwrap();
+        fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+        let script = start_script(&l, &fake).replace("/run/farm-lab", &dir.path().to_string_lossy());
+        let run = |pid: &str| {
+            let apache_dir = dir.path().join("n1/apache");
+            fs::create_dir_all(&apache_dir).unwrap();
+            fs::write(apache_dir.join("httpd.pid"), pid).unwrap();
+            let out = std::process::Command::new("sh").args(["-c", &script]).env("FARM_NODE", "n1").output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert!(run(&std::process::id().to_string()).starts_with("started -f"), "a live non-Apache pid");
+        assert!(run("999999999").starts_with("started -f"), "no such process");
+        assert!(run("").starts_with("started -f"), "empty pid file");
+        // A live process whose command line names the configuration: already running.
+        let conf = dir.path().join("n1/apache/httpd.conf");
+        let mut holder = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; :", conf.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+        assert_eq!(run(&holder.id().to_string()), "", "Apache runs: nothing started");
+        holder.kill().unwrap();
+        holder.wait().unwrap();
     }
 }
