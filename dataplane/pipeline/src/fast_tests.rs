@@ -151,7 +151,14 @@ fn frames() -> Vec<Vec<u8>> {
                 Ipv4Addr::new(198, 19, 7, 100),
                 Ipv4Addr::new(198, 18, 0, 10),
             );
+            let (node4, other4) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 9));
             out.push(b.arp_request(c4, va4).unwrap());
+            out.push(b.arp_request(Ipv4Addr::UNSPECIFIED, va4).unwrap());
+            out.push(b.arp_request(va4, c4).unwrap());
+            out.push(b.arp_request(va4, va4).unwrap());
+            out.push(b.arp_request(c4, other4).unwrap());
+            out.push(b.arp_reply(CLIENT_MAC, c4, virtual_mac(va), va4).unwrap());
+            out.push(b.arp_reply(CLIENT_MAC, c4, NODE_MAC, node4).unwrap());
             out.push(
                 b.ipv4_fragment(c4, va4, IpProtocol::Udp, 0, true, &[0; 32])
                     .unwrap(),
