@@ -181,6 +181,8 @@ pub fn start_script(l: &Layout, apache: &Path) -> String {
     format!(
         "#!/bin/sh\n# farm-lab: start the node's Apache (farmd sets FARM_NODE).\nset -e\n{prelude}\
          if is_apache \"$(cat \"$pid\" 2>/dev/null)\"; then exit 0; fi\n\
+         # Apache itself refuses to start while its pid file names a process, a zombie too.\n\
+         rm -f \"$pid\"\n\
          exec {apache} -f \"$conf\" -k start\n",
         prelude = script_prelude(l),
         apache = apache.display()
@@ -363,7 +365,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = Layout::new("farm", 1, 1).unwrap();
         let fake = dir.path().join("apache2");
-        std::fs::write(&fake, "#!/bin/sh\necho started \"$@\"\n").unwrap();
+        // Like Apache, it would not start while the pid file names a process: report it.
+        std::fs::write(&fake, "#!/bin/sh\n[ -e \"$(dirname \"$2\")/httpd.pid\" ] && echo pid-file-left\necho started \"$@\"\n")
+            .unwrap();
         fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
         let script = start_script(&l, &fake).replace("/run/farm-lab", &dir.path().to_string_lossy());
         let run = |pid: &str| {
@@ -377,6 +381,20 @@ mod tests {
         assert!(run(&std::process::id().to_string()).starts_with("started -f"), "a live non-Apache pid");
         assert!(run("999999999").starts_with("started -f"), "no such process");
         assert!(run("").starts_with("started -f"), "empty pid file");
+        // A zombie (killed, not reaped by its parent yet): a child of a process that never waits.
+        let mut parent = std::process::Command::new("sh").args(["-c", "sleep 0.05 & exec sleep 30"]).spawn().unwrap();
+        let children = format!("/proc/{0}/task/{0}/children", parent.id());
+        let zombie = (0..200)
+            .find_map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                let c: i32 = fs::read_to_string(&children).ok()?.trim().parse().ok()?;
+                let st = fs::read_to_string(format!("/proc/{c}/stat")).ok()?;
+                st.rsplit_once(')')?.1.trim_start().starts_with('Z').then_some(c)
+            })
+            .expect("a zombie");
+        assert!(run(&zombie.to_string()).starts_with("started -f"), "a zombie is not Apache");
+        parent.kill().unwrap();
+        parent.wait().unwrap();
         // A live process whose command line names the configuration: already running.
         let conf = dir.path().join("n1/apache/httpd.conf");
         let mut holder = std::process::Command::new("sh")

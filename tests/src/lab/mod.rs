@@ -240,13 +240,27 @@ impl Lab {
     /// Apache). The network stays. Returns the pids killed.
     pub fn kill_node(&mut self, i: usize) -> Result<Vec<i32>, LabError> {
         let ns = self.node_ns(i);
-        let pids = procs::ns_pids(&ns);
-        let left = procs::kill_now(&pids);
+        let mut killed = Vec::new();
+        // Again while new ones show up: a process forked between the listing and the signal
+        // (an Apache child) would survive and keep the node's ports.
+        for _ in 0..5 {
+            let pids = procs::ns_pids(&ns);
+            if pids.is_empty() {
+                break;
+            }
+            let left = procs::kill_now(&pids);
+            if !left.is_empty() {
+                self.reap();
+                return Err(LabError::Leftovers(format!("processes {left:?} in {ns} survive SIGKILL")));
+            }
+            killed.extend(pids);
+        }
         self.reap();
+        let left = procs::ns_pids(&ns);
         if left.is_empty() {
-            Ok(pids)
+            Ok(killed)
         } else {
-            Err(LabError::Leftovers(format!("processes {left:?} in {ns} survive SIGKILL")))
+            Err(LabError::Leftovers(format!("processes {left:?} keep appearing in {ns}")))
         }
     }
 

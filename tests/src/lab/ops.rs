@@ -164,9 +164,12 @@ impl Lab {
         let field = |k: &str| st.as_ref().map_or_else(|| "?".to_owned(), |v| v[k].to_string());
         let farmd_out = super::farm::daemon_out(&self.layout, i, super::farm::FARMD);
         let module_log = self.layout.node_dir(i).join("log").join("module.log");
+        let app_log = self.layout.node_dir(i).join("log").join("application.log");
+        let apache_log = self.httpd(i).error_log();
+        let listeners = super::cmd::ns_run(&self.node_ns(i), "ss", ["-Hltnp", "sport = :80"]).unwrap_or_default();
         format!(
             "\n--- n{i}: health {:?}, state {}, waiting on {}, farmd running {}, Apache running {}\n\
-             {}:\n{}\n{}:\n{}\n",
+             {}:\n{}\n{}:\n{}\n{}:\n{}\n{}:\n{}\nlisteners on port 80:\n{}",
             self.health(i),
             field("state"),
             field("waiting_on"),
@@ -176,6 +179,11 @@ impl Lab {
             super::cmd::tail(&farmd_out, 15),
             module_log.display(),
             super::cmd::tail(&module_log, 15),
+            app_log.display(),
+            super::cmd::tail(&app_log, 5),
+            apache_log.display(),
+            super::cmd::tail(&apache_log, 5),
+            listeners,
         )
     }
 
