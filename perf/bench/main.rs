@@ -5,17 +5,25 @@
 //!    (perf/c/fwd.c), each between two `net_memif` links to farm-trafgen,
 //!    flat out at each frame size, plus latency at a fixed rate;
 //! 2. the kernel path: an nftables `jhash` filter on a veth in a network
-//!    namespace, fed by netsniff-ng's trafgen with the same frames.
+//!    namespace, fed by netsniff-ng's trafgen with the same frames;
+//! 3. HTTP through the 3-node network-namespace lab vs directly to one Apache
+//!    (wrk);
+//! 4. table rebuild + publish for 4096 and 65536 buckets;
+//! 5. failover time over repeated kills in the lab, at the default timers and
+//!    with pulse 20 ms.
 //!
-//! Writes `results.json`, `results.md` and `mpps.svg` into `--out`. Needs root
-//! (namespaces), release builds of farm-trafgen / farm-dataplane next to this
-//! binary, the C loop (`make -C perf/c`) and `trafgen` (Debian `netsniff-ng`).
-//! `perf/bench/run.sh` does all of that.
+//! Writes `results.json`, `results.md`, `mpps.svg` and `failover.svg` into
+//! `--out`. Needs root (namespaces), release builds of farm-trafgen,
+//! farm-dataplane and farmd next to this binary, the C loop (`make -C perf/c`),
+//! `trafgen` (Debian `netsniff-ng`), `wrk` and `apache2`. `perf/bench/run.sh`
+//! does all of that.
 
 mod dpdk;
 mod kernel;
+mod lab;
 mod procs;
 mod report;
+mod report_lab;
 #[cfg(test)]
 mod pktgen_tests;
 
@@ -74,6 +82,24 @@ struct Args {
     /// Worker counts of farm-dataplane to run.
     #[arg(long, default_value = "1,2", value_delimiter = ',')]
     workers: Vec<u16>,
+    /// Skip the lab parts (HTTP through the farm, failover series).
+    #[arg(long)]
+    skip_lab: bool,
+    /// Skip the table rebuild + publish timing.
+    #[arg(long)]
+    skip_assign: bool,
+    /// Kills per timer setting in the failover series.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    kills: u32,
+    /// wrk's measurement time per HTTP run.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    http_duration: Duration,
+    /// Interleaved rounds of the HTTP cases (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    http_repeat: u32,
+    /// wrk's open connections.
+    #[arg(long, default_value_t = 32)]
+    wrk_connections: u32,
 }
 
 fn main() -> Result<()> {
@@ -112,6 +138,19 @@ fn main() -> Result<()> {
         for p in [&setup.trafgen, &setup.dataplane, &setup.cfwd] {
             if !p.exists() {
                 bail!("{} not found (perf/bench/run.sh builds it)", p.display());
+            }
+        }
+    }
+    if !args.skip_lab {
+        for p in [bin_dir.join("farmd"), bin_dir.join("farm-dataplane")] {
+            if !p.exists() {
+                bail!("{} not found (perf/bench/run.sh builds it)", p.display());
+            }
+        }
+        for prog in ["wrk", "apache2"] {
+            let found = std::process::Command::new("sh").args(["-c", &format!("command -v {prog} || test -x /usr/sbin/{prog}")]).output()?.status.success();
+            if !found {
+                bail!("{prog} not found: apt-get install {}", if prog == "wrk" { "wrk" } else { "apache2" });
             }
         }
     }
@@ -181,7 +220,47 @@ fn main() -> Result<()> {
         }
     }
 
-    let targets = report::targets(&dpdk_runs, &kernel_runs, &args.sizes);
+    let mut assign = Vec::new();
+    if !args.skip_assign {
+        tracing::info!("table rebuild + publish, 4096 and 65536 buckets, 2..64 nodes");
+        match farm_perf::assign_bench::measure(&[4096, 65536], &[2, 4, 8, 16, 32, 64], 20) {
+            Ok(a) => assign = a,
+            Err(e) => failures.push(format!("table rebuild + publish: {e}")),
+        }
+    }
+    let mut http = None;
+    let mut failover = Vec::new();
+    if !args.skip_lab {
+        let interrupt = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            // A second signal ends the process at once.
+            signal_hook::flag::register_conditional_shutdown(sig, 130, std::sync::Arc::clone(&interrupt))?;
+            signal_hook::flag::register(sig, std::sync::Arc::clone(&interrupt))?;
+        }
+        let ls = lab::LabSetup {
+            bin_dir: bin_dir.clone(),
+            http_duration: args.http_duration,
+            connections: args.wrk_connections,
+            kills: args.kills as usize,
+            work: work.clone(),
+            interrupt,
+        };
+        tracing::info!("HTTP through the lab vs direct (wrk)");
+        match lab::http(&ls, args.http_repeat) {
+            Ok(h) => http = Some(h),
+            Err(e) => failures.push(format!("HTTP through the lab: {e:#}")),
+        }
+        tracing::info!("failover series: {} kills at the default timers, then with pulse 20 ms", args.kills);
+        failover = lab::failover(&ls);
+        for f in &failover {
+            if let Some(e) = &f.error {
+                failures.push(format!("failover series, {}: {e}", f.timers));
+            }
+        }
+    }
+
+    let mut targets = report::targets(&dpdk_runs, &kernel_runs, &args.sizes);
+    targets.extend(report_lab::targets(http.as_ref(), &assign, &failover));
     let mut machine = machine;
     machine.loadavg_end = report::loadavg();
     let results = Results {
@@ -192,6 +271,9 @@ fn main() -> Result<()> {
         machine,
         dpdk: dpdk_runs,
         kernel: kernel_runs,
+        http,
+        assign,
+        failover,
         failures,
         targets,
     };
@@ -199,6 +281,7 @@ fn main() -> Result<()> {
     let md = report::markdown(&results);
     std::fs::write(args.out.join("results.md"), &md)?;
     report::svg(&args.out.join("mpps.svg"), &results)?;
+    report_lab::failover_svg(&args.out.join("failover.svg"), &results.failover, &results.started)?;
     // Keep the per-run logs next to the results.
     let logs = args.out.join("logs");
     std::fs::create_dir_all(&logs)?;

@@ -73,14 +73,35 @@ impl Machine {
 pub struct Target {
     /// What is compared.
     pub name: String,
-    /// The ratio required.
+    /// The bound required.
     pub required: f64,
-    /// The ratio measured.
+    /// The value measured.
     pub measured: f64,
-    /// measured >= required.
+    /// Unit of both ("×", " ms", "%").
+    pub unit: String,
+    /// The bound is an upper one (measured <= required); else a lower one.
+    pub at_most: bool,
+    /// Whether the bound holds.
     pub met: bool,
-    /// How the ratio was computed.
+    /// How the value was computed.
     pub how: String,
+}
+
+impl Target {
+    /// A lower bound on a ratio.
+    pub fn ratio_at_least(name: String, required: f64, measured: f64, how: String) -> Target {
+        Target { name, required, measured, unit: "×".into(), at_most: false, met: measured >= required, how }
+    }
+
+    /// An upper bound.
+    pub fn at_most(name: String, required: f64, measured: f64, unit: &str, how: String) -> Target {
+        Target { name, required, measured, unit: unit.into(), at_most: true, met: measured <= required, how }
+    }
+
+    fn cell(&self, v: f64) -> String {
+        let digits = if self.unit == "×" || v.abs() < 10.0 { 2 } else { 0 };
+        format!("{v:.digits$}{}", self.unit)
+    }
 }
 
 /// Everything a run of farm-bench produced.
@@ -100,6 +121,12 @@ pub struct Results {
     pub dpdk: Vec<DpdkRun>,
     /// Kernel-path runs.
     pub kernel: Vec<KernelRun>,
+    /// HTTP through the lab vs direct.
+    pub http: Option<crate::lab::HttpResults>,
+    /// Table rebuild + publish.
+    pub assign: Vec<farm_perf::assign_bench::AssignTiming>,
+    /// Failover series.
+    pub failover: Vec<crate::lab::FailoverSeries>,
     /// Runs that failed, with their error.
     pub failures: Vec<String>,
     /// Targets of DESIGN.md.
@@ -156,13 +183,12 @@ pub fn targets(dpdk: &[DpdkRun], kernel: &[KernelRun], sizes: &[u16]) -> Vec<Tar
     for &size in sizes {
         if let (Some(f), Some(c)) = (find(dpdk, Forwarder::Farm { workers: 1 }, size), find(dpdk, Forwarder::CLoop, size)) {
             let m = delivered_mpps(f) / delivered_mpps(c).max(1e-9);
-            out.push(Target {
-                name: format!("farm-dataplane (1 worker) vs minimal C DPDK loop, {size} B, same memif wire"),
-                required: 0.9,
-                measured: m,
-                met: m >= 0.9,
-                how: format!("{:.3} / {:.3} Mpps delivered", delivered_mpps(f), delivered_mpps(c)),
-            });
+            out.push(Target::ratio_at_least(
+                format!("farm-dataplane (1 worker) vs minimal C DPDK loop, {size} B, same memif wire"),
+                0.9,
+                m,
+                format!("{:.3} / {:.3} Mpps delivered", delivered_mpps(f), delivered_mpps(c)),
+            ));
         }
         if let (Some(f), Some(k)) =
             (find(dpdk, Forwarder::Farm { workers: 1 }, size), kernel.iter().find(|k| k.size == size && k.filter))
@@ -170,29 +196,27 @@ pub fn targets(dpdk: &[DpdkRun], kernel: &[KernelRun], sizes: &[u16]) -> Vec<Tar
             // DESIGN.md's kernel figure (~0.55 Mpps "fed by trafgen") is the whole
             // path on its CPU: trafgen's send plus the receive path and the filter.
             let whole = farm_per_core(f) / k.mpps_per_core_with_sender.max(1e-9);
-            out.push(Target {
-                name: format!("farm-dataplane vs nftables jhash on veth fed by trafgen, per core, {size} B"),
-                required: 10.0,
-                measured: whole,
-                met: whole >= 10.0,
-                how: format!(
+            out.push(Target::ratio_at_least(
+                format!("farm-dataplane vs nftables jhash on veth fed by trafgen, per core, {size} B"),
+                10.0,
+                whole,
+                format!(
                     "{:.3} Mpps per data-plane CPU / {:.3} Mpps per CPU of the whole kernel path (trafgen send + veth receive + nftables: softirq + system time)",
                     farm_per_core(f),
                     k.mpps_per_core_with_sender
                 ),
-            });
+            ));
             let rx_only = farm_per_core(f) / k.mpps_per_rx_core.max(1e-9);
-            out.push(Target {
-                name: format!("same, kernel receive path only (stricter), {size} B"),
-                required: 10.0,
-                measured: rx_only,
-                met: rx_only >= 10.0,
-                how: format!(
+            out.push(Target::ratio_at_least(
+                format!("same, kernel receive path only (stricter), {size} B"),
+                10.0,
+                rx_only,
+                format!(
                     "{:.3} / {:.3} Mpps per CPU of softirq time alone (trafgen's send cost left out, which favours the kernel)",
                     farm_per_core(f),
                     k.mpps_per_rx_core
                 ),
-            });
+            ));
         }
     }
     out
@@ -282,11 +306,21 @@ pub fn markdown(r: &Results) -> String {
             );
         }
     }
+    crate::report_lab::markdown(&mut s, r.http.as_ref(), &r.assign, &r.failover);
     let _ = writeln!(s, "\n## Targets (DESIGN.md, \"Performance targets\")\n");
     let _ = writeln!(s, "| Target | Required | Measured | Met | How |");
     let _ = writeln!(s, "|---|---:|---:|:---:|---|");
     for t in &r.targets {
-        let _ = writeln!(s, "| {} | ≥ {:.1}× | {:.2}× | {} | {} |", t.name, t.required, t.measured, if t.met { "yes" } else { "**no**" }, t.how);
+        let _ = writeln!(
+            s,
+            "| {} | {} {} | {} | {} | {} |",
+            t.name,
+            if t.at_most { "≤" } else { "≥" },
+            t.cell(t.required),
+            t.cell(t.measured),
+            if t.met { "yes" } else { "**no**" },
+            t.how
+        );
     }
     for c in medians(&r.dpdk).into_iter().filter(|d| d.forwarder == Forwarder::CLoop) {
         let fc = &c.forwarder_counters;
@@ -467,12 +501,15 @@ mod tests {
             machine: Machine::describe(String::new()),
             dpdk: runs,
             kernel: k,
+            http: None,
+            assign: Vec::new(),
+            failover: Vec::new(),
             failures: vec!["one: broke".into()],
             targets: t,
         };
         let md = markdown(&r);
         assert!(md.contains("| farm-dataplane, 1 worker | 64 B | 4.600 | **4.600** | – |"), "{md}");
-        assert!(md.contains("## Failed runs") && md.contains("| ≥ 10.0× | 11.50× | yes |"));
+        assert!(md.contains("## Failed runs") && md.contains("| ≥ 10.00× | 11.50× | yes |"));
         let dir = std::env::temp_dir().join(format!("farm-bench-svg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         svg(&dir.join("p.svg"), &r).unwrap();

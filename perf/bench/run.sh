@@ -1,16 +1,20 @@
 #!/bin/bash
 # The performance harness of DESIGN.md ("Performance targets"), in one run:
-# farm-dataplane (1 and 2 workers) vs a minimal C DPDK loop over net_memif, and
-# an nftables jhash filter on a veth fed by netsniff-ng's trafgen.
+# farm-dataplane (1 and 2 workers) vs a minimal C DPDK loop over net_memif; an
+# nftables jhash filter on a veth fed by netsniff-ng's trafgen; HTTP (wrk)
+# through the network-namespace lab vs directly to Apache; table rebuild +
+# publish; failover time over 20 kills at the default timers and with pulse
+# 20 ms.
 #
 #   sudo perf/bench/run.sh [farm-bench options, e.g. --sizes 64 --duration 2s]
 #
 # Builds what it needs (release), then writes results.json, results.md and
-# mpps.svg (plus per-run logs) under perf/results/<date>/. Needs root
-# (network namespaces), libdpdk-dev, pkg-config, a C compiler and trafgen
-# (Debian package netsniff-ng). Runs take about 2 minutes on 2 CPUs, after the
-# build; stop anything else running on the machine first, or the figures
-# mostly measure the other work (the load average is recorded).
+# mpps.svg, failover.svg (plus per-run logs) under perf/results/<date>/. Needs
+# root (network namespaces), libdpdk-dev, pkg-config, a C compiler, trafgen
+# (Debian package netsniff-ng), wrk and apache2 (tests/install-deps.sh installs
+# them all). Runs take about 8 minutes on 2 CPUs, after the build; stop anything
+# else running on the machine first, or the figures mostly measure the other
+# work (the load average is recorded).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,14 +26,17 @@ if [ "$(id -u)" != 0 ]; then
     echo "run.sh: needs root (network namespaces, nftables)" >&2
     exit 1
 fi
-if ! command -v trafgen >/dev/null; then
-    echo "run.sh: trafgen not found: apt-get install netsniff-ng" >&2
-    exit 1
-fi
+for need in trafgen:netsniff-ng wrk:wrk apache2:apache2; do
+    if ! PATH="$PATH:/usr/sbin" command -v "${need%%:*}" >/dev/null; then
+        echo "run.sh: ${need%%:*} not found: apt-get install ${need#*:} (or bash tests/install-deps.sh)" >&2
+        exit 1
+    fi
+done
 
 build_start=$(date +%s)
 cargo build --release -p farm-perf --bin farm-trafgen --bin farm-bench
 cargo build --release -p farm-dataplane --bin farm-dataplane
+cargo build --release -p farm-control --bin farmd --bin farmctl
 make -s -C perf/c
 echo "run.sh: build took $(( $(date +%s) - build_start )) s" >&2
 

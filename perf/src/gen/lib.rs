@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod assign_bench;
 pub mod cpu;
 pub mod engine;
 pub mod pacer;
