@@ -48,16 +48,9 @@ pub struct WrkRun {
     pub keepalive: bool,
     /// The URL.
     pub url: String,
-    /// Requests completed.
-    pub requests: u64,
-    /// Requests per second.
-    pub rps: f64,
-    /// Latency percentiles (ms).
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    /// Socket errors (connect, read, write, timeout) plus non-2xx/3xx answers.
-    pub errors: u64,
+    /// What wrk reported.
+    #[serde(flatten)]
+    pub wrk: WrkOutput,
     /// Requests per node, from the access logs (node 1..N).
     pub served_by: BTreeMap<usize, u64>,
     /// The exact command.
@@ -213,12 +206,7 @@ fn wrk(s: &LabSetup, l: &Lab, setup: &str, path: &str, url: &str, keepalive: boo
         path: path.to_owned(),
         keepalive,
         url: url.to_owned(),
-        requests: w.requests,
-        rps: w.rps,
-        p50_ms: w.p50_ms,
-        p90_ms: w.p90_ms,
-        p99_ms: w.p99_ms,
-        errors: w.errors,
+        wrk: w,
         served_by,
         command,
     };
@@ -227,23 +215,27 @@ fn wrk(s: &LabSetup, l: &Lab, setup: &str, path: &str, url: &str, keepalive: boo
         run.setup,
         run.path,
         if keepalive { "keep-alive" } else { "close" },
-        run.rps,
-        run.p50_ms,
-        run.p99_ms,
-        run.errors,
+        run.wrk.rps,
+        run.wrk.p50_ms,
+        run.wrk.p99_ms,
+        run.wrk.errors,
         run.served_by
     );
     Ok(run)
 }
 
 /// What wrk printed.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct WrkOutput {
+    /// Requests completed.
     pub requests: u64,
+    /// Requests per second.
     pub rps: f64,
+    /// Latency percentiles (ms).
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
+    /// Socket errors (connect, read, write, timeout) plus non-2xx/3xx answers.
     pub errors: u64,
 }
 

@@ -17,7 +17,7 @@ const BIN_MS: f64 = 25.0;
 /// The runs of one case, and the median run by requests/s.
 fn case<'a>(h: &'a HttpResults, setup: &str, path: &str, keepalive: bool) -> (Vec<&'a WrkRun>, Option<&'a WrkRun>) {
     let mut v: Vec<&WrkRun> = h.runs.iter().filter(|r| r.setup == setup && r.path == path && r.keepalive == keepalive).collect();
-    v.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    v.sort_by(|a, b| a.wrk.rps.total_cmp(&b.wrk.rps));
     let median = v.get(v.len().saturating_sub(1) / 2).copied();
     (v, median)
 }
@@ -42,7 +42,7 @@ pub fn targets(http: Option<&HttpResults>, assign: &[AssignTiming], failover: &[
             for keepalive in [true, false] {
                 let how = if keepalive { "keep-alive" } else { "one connection per request" };
                 if let ((_, Some(f)), (_, Some(d))) = (case(h, setup, ON_ADDR, keepalive), case(h, setup, DIRECT, keepalive)) {
-                    let overhead = (1.0 - f.rps / d.rps.max(1e-9)) * 100.0;
+                    let overhead = (1.0 - f.wrk.rps / d.wrk.rps.max(1e-9)) * 100.0;
                     let shape = if setup == DEDICATED {
                         "CPU 0: Apache, farmd and wrk in both cases; CPU 1: the data plane, or the kernel's receive processing (RPS) in the direct case"
                     } else {
@@ -53,7 +53,7 @@ pub fn targets(http: Option<&HttpResults>, assign: &[AssignTiming], failover: &[
                         10.0,
                         overhead,
                         "%",
-                        format!("1 − {:.0} / {:.0} requests/s, medians of {} rounds ({shape})", f.rps, d.rps, h.repeat),
+                        format!("1 − {:.0} / {:.0} requests/s, medians of {} rounds ({shape})", f.wrk.rps, d.wrk.rps, h.repeat),
                     ));
                 }
             }
@@ -102,7 +102,7 @@ pub fn markdown(s: &mut String, http: Option<&HttpResults>, assign: &[AssignTimi
             let Some(r) = median else { continue };
             let by = r.served_by.iter().map(|(n, c)| format!("n{n}: {c}")).collect::<Vec<_>>().join(", ");
             let range = match (all.first(), all.last()) {
-                (Some(lo), Some(hi)) if all.len() > 1 => format!("{:.0}–{:.0}", lo.rps, hi.rps),
+                (Some(lo), Some(hi)) if all.len() > 1 => format!("{:.0}–{:.0}", lo.wrk.rps, hi.wrk.rps),
                 _ => "–".to_owned(),
             };
             let _ = writeln!(
@@ -111,12 +111,12 @@ pub fn markdown(s: &mut String, http: Option<&HttpResults>, assign: &[AssignTimi
                 setup,
                 path,
                 if keepalive { "keep-alive" } else { "close" },
-                r.rps,
+                r.wrk.rps,
                 range,
-                r.p50_ms,
-                r.p90_ms,
-                r.p99_ms,
-                r.errors,
+                r.wrk.p50_ms,
+                r.wrk.p90_ms,
+                r.wrk.p99_ms,
+                r.wrk.errors,
                 by
             );
         }
@@ -245,7 +245,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::lab::Kill;
+    use crate::lab::{Kill, WrkOutput};
 
     fn wrk(setup: &str, path: &str, keepalive: bool, rps: f64) -> WrkRun {
         WrkRun {
@@ -253,12 +253,7 @@ mod tests {
             path: path.into(),
             keepalive,
             url: "http://x/".into(),
-            requests: 1,
-            rps,
-            p50_ms: 1.0,
-            p90_ms: 2.0,
-            p99_ms: 3.0,
-            errors: 0,
+            wrk: WrkOutput { requests: 1, rps, p50_ms: 1.0, p90_ms: 2.0, p99_ms: 3.0, errors: 0 },
             served_by: BTreeMap::from([(2, 7)]),
             command: "wrk".into(),
         }
