@@ -172,3 +172,15 @@ fn lab_template_localizes_per_node_paths() {
         .collect();
     assert_eq!(tap, [format!("{}/16", n2.addrs[0])]);
 }
+
+#[test]
+fn vagrant_lab_config() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../vagrant/farm.toml");
+    let mut c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.nodes.len(), 3);
+    assert!(matches!(c.dataplane.uplink, Some(Uplink::Vdev(ref v)) if v == "net_af_packet0,iface=eth1"), "{:?}", c.dataplane.uplink);
+    let web2 = c.local_node(Some("web2")).expect("web2 exists").clone();
+    c.localize(web2.name.as_str());
+    let tap: Vec<String> = c.dataplane.tap_addrs.iter().map(ToString::to_string).collect();
+    assert_eq!(tap, ["198.18.1.12/24"]);
+}
