@@ -358,7 +358,7 @@ fn rounds(s: &LabSetup, setup: &str, cases: &[Case<'_>], repeat: u32, runs: &mut
 ///   busy-polls on CPU 1, its Apache and farmd pinned to CPU 0; wrk on CPU 0 in both.
 pub fn http(s: &LabSetup, repeat: u32) -> Result<HttpResults> {
     let mut runs = Vec::new();
-    let direct = lab_up(&Lab1::Direct.options(s)?)?;
+    let direct = lab_up(&LabOptions { nodes: 1, ..options(s, "fbdirect", Mode::Direct, None) })?;
     tune_client(&direct)?;
     let direct_url = format!("http://{}/", direct.node_addr(1));
     {
@@ -373,7 +373,7 @@ pub fn http(s: &LabSetup, repeat: u32) -> Result<HttpResults> {
         rounds(s, SHARED, &cases, repeat, &mut runs)?;
         farm.teardown().context("tear the farm lab down")?;
     }
-    let ded = lab_up(&Lab1::Dedicated.options(s)?)?;
+    let ded = lab_up(&dedicated_options(s)?)?;
     tune_client(&ded)?;
     for l in [&direct, &ded] {
         pin_node(l)?;
@@ -389,27 +389,13 @@ pub fn http(s: &LabSetup, repeat: u32) -> Result<HttpResults> {
     Ok(HttpResults { runs, repeat })
 }
 
-/// The one-node labs of part 3.
-enum Lab1 {
-    Direct,
-    Dedicated,
-}
-
-impl Lab1 {
-    fn options(&self, s: &LabSetup) -> Result<LabOptions> {
-        Ok(match self {
-            Lab1::Direct => LabOptions { nodes: 1, ..options(s, "fbdirect", Mode::Direct, None) },
-            Lab1::Dedicated => {
-                let mut doc: toml_edit::DocumentMut = lab::LAB_TEMPLATE.parse().context("built-in lab template")?;
-                doc["dataplane"]["busy_poll"] = toml_edit::value(true);
-                let mut cpus = toml_edit::Array::new();
-                cpus.push(1i64);
-                doc["dataplane"]["lcores"] = toml_edit::value(cpus);
-                let t = write_template(&s.work, "lab-dedicated.toml", &doc)?;
-                LabOptions { nodes: 1, ..options(s, "fbded", Mode::Farm, Some(t)) }
-            }
-        })
-    }
+/// The 1-node farm lab of [`DEDICATED`]: its data plane busy-polls on CPU 1.
+fn dedicated_options(s: &LabSetup) -> Result<LabOptions> {
+    let mut doc: toml_edit::DocumentMut = lab::LAB_TEMPLATE.parse().context("built-in lab template")?;
+    doc["dataplane"]["busy_poll"] = toml_edit::value(true);
+    doc["dataplane"]["lcores"] = toml_edit::value(toml_edit::Array::from_iter([1i64]));
+    let t = write_template(&s.work, "lab-dedicated.toml", &doc)?;
+    Ok(LabOptions { nodes: 1, ..options(s, "fbded", Mode::Farm, Some(t)) })
 }
 
 fn write_template(work: &Path, name: &str, doc: &toml_edit::DocumentMut) -> Result<PathBuf> {

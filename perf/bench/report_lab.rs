@@ -138,7 +138,7 @@ pub fn markdown(s: &mut String, http: Option<&HttpResults>, assign: &[AssignTimi
                 "| {} | {} | {} | {:.3} | {:.3} | **{:.3}** |",
                 t.buckets,
                 t.nodes,
-                if t.mixed_weights { "1,3,5" } else { "equal" },
+                t.weights(),
                 t.assign_ms,
                 t.publish_ms,
                 t.total_ms

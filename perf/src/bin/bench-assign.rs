@@ -14,7 +14,7 @@ fn main() -> Result<()> {
             "{:>8} {:>6} {:>8} {:>12.3} {:>12.3} {:>12.3}",
             t.buckets,
             t.nodes,
-            if t.mixed_weights { "1,3,5" } else { "equal" },
+            t.weights(),
             t.assign_ms,
             t.publish_ms,
             t.total_ms

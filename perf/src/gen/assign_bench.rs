@@ -29,6 +29,17 @@ pub struct AssignTiming {
     pub runs: u32,
 }
 
+impl AssignTiming {
+    /// "equal" or "1,3,5".
+    pub fn weights(&self) -> &'static str {
+        if self.mixed_weights {
+            "1,3,5"
+        } else {
+            "equal"
+        }
+    }
+}
+
 fn table_path(buckets: u32) -> PathBuf {
     let name = format!("farm-bench-assign-{}-{buckets}", std::process::id());
     let shm = std::path::Path::new("/dev/shm");
