@@ -1,20 +1,29 @@
 //! The module lifecycle (SafeKit meanings), as a pure state machine.
 //!
-//! States: `STOP`, `WAIT` (a checker with action `wait` holds the node out of the farm; the
-//! application keeps running), `UP` (the only state that owns buckets), and the transient
-//! `STARTING` and `STOPPING`.
+//! States: `STOP`, `WAIT` (a checker holds the node out of the farm; the application keeps
+//! running), `UP` (the only state that owns buckets), and the transient `STARTING` and
+//! `STOPPING`.
 //!
-//! - start: `STOP -> STARTING` (run `start_both`) `-> UP` (join the farm). If `start_both`
-//!   fails, the module stops (`stop_both` runs to clean up).
+//! UP means healthy: after every run of `start_both` (an administrator's start or restart, the
+//! `restart` and `stopstart` actions) the node joins the farm only once **every** checker has
+//! passed `ok_after` times in a row since that start.
+//!
+//! - start: `STOP -> STARTING` (run `start_both`) `-> WAIT` (the checkers start; each is
+//!   *unproven*) `-> UP` (join the farm) when the last unproven checker passes. Without
+//!   checkers: `STARTING -> UP` at once. If `start_both` fails, the module stops (`stop_both`
+//!   runs to clean up).
+//! - an unproven checker that fails `fail_after` times in a row applies its action as in UP:
+//!   `restart` / `stopstart` restart the application (counted by the restart policy, so an
+//!   application that never comes up ends in STOP), `wait` keeps the node in WAIT.
 //! - stop: `UP|WAIT -> STOPPING`: leave the farm first (release the buckets, wait for
 //!   [`Input::Left`]), then `stop_both` (graceful, then `force`) `-> STOP`.
 //! - checker with action `wait` fails: `UP -> WAIT` (leave); when every such checker has
-//!   recovered: `WAIT -> UP` (join).
+//!   recovered (and none is unproven): `WAIT -> UP` (join).
 //! - checker with action `restart` fails: the application restarts locally:
-//!   `UP|WAIT -> STOPPING -> STARTING -> UP`, never through `STOP`.
+//!   `UP|WAIT -> STOPPING -> STARTING -> WAIT -> UP`, never through `STOP`.
 //! - checker with action `stopstart` fails: the module stops, then starts automatically:
-//!   `UP|WAIT -> STOPPING -> STOP -> STARTING -> UP` (farmd restarts what belongs to the
-//!   module, such as the data plane, on the way through `STOP`).
+//!   `UP|WAIT -> STOPPING -> STOP -> STARTING -> WAIT -> UP` (farmd restarts what belongs to
+//!   the module, such as the data plane, on the way through `STOP`).
 //! - both automatic actions count against the restart policy ([`crate::restart`]); the failure
 //!   that exceeds it stops the module instead. An administrator's start or restart resets it.
 //! - commands during a transient state are queued (one, the last wins) and run when it ends.
@@ -199,6 +208,10 @@ pub struct Lifecycle {
     joined: bool,
     checkers_running: bool,
     waiting: BTreeSet<String>,
+    /// Every configured checker.
+    checkers: Vec<String>,
+    /// Checkers that have not passed since the last start.
+    unproven: BTreeSet<String>,
     policy: RestartPolicy,
 }
 
@@ -213,8 +226,17 @@ impl Lifecycle {
             joined: false,
             checkers_running: false,
             waiting: BTreeSet::new(),
+            checkers: Vec::new(),
+            unproven: BTreeSet::new(),
             policy,
         }
+    }
+
+    /// The names of the configured checkers: after each start, every one of them must pass
+    /// before the node goes UP.
+    pub fn with_checkers<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Lifecycle {
+        self.checkers = names.into_iter().map(Into::into).collect();
+        self
     }
 
     /// The current state.
@@ -227,9 +249,15 @@ impl Lifecycle {
         self.pending
     }
 
-    /// Checkers with action `wait` currently failed.
+    /// Checkers holding the node out of the farm, by name: those that have not passed since the
+    /// last start, and those with action `wait` that failed.
     pub fn waiting_on(&self) -> impl Iterator<Item = &str> {
-        self.waiting.iter().map(String::as_str)
+        self.unproven.union(&self.waiting).map(String::as_str)
+    }
+
+    /// Checkers that have not passed `ok_after` times in a row since the last start.
+    pub fn unproven(&self) -> impl Iterator<Item = &str> {
+        self.unproven.iter().map(String::as_str)
     }
 
     /// The restart policy (its count and limits).
@@ -256,6 +284,7 @@ impl Lifecycle {
             fx.push(Effect::StopCheckers);
         }
         self.waiting.clear();
+        self.unproven.clear();
         self.after = after;
         self.set_state(State::Stopping, reason, fx);
         if self.joined {
@@ -352,9 +381,24 @@ impl Lifecycle {
             return self.stop(After::Stop, "start_both failed", fx);
         }
         self.waiting.clear();
+        self.unproven = self.checkers.iter().cloned().collect();
         self.checkers_running = true;
         fx.push(Effect::StartCheckers);
-        self.join("started", fx);
+        if self.unproven.is_empty() {
+            self.join("started", fx);
+        } else {
+            let names = self.checkers.join(", ");
+            self.set_state(State::Wait, &format!("started; waiting for checkers to pass: {names}"), fx);
+        }
+    }
+
+    /// A checker passed or recovered: it no longer holds the node out.
+    fn cleared(&mut self, name: &str, reason: &str, fx: &mut Vec<Effect>) {
+        self.unproven.remove(name);
+        self.waiting.remove(name);
+        if self.state == State::Wait && self.unproven.is_empty() && self.waiting.is_empty() {
+            self.join(reason, fx);
+        }
     }
 
     fn stop_done(&mut self, ok: bool, fx: &mut Vec<Effect>) {
@@ -396,12 +440,13 @@ impl Lifecycle {
                     self.leave_to_wait(&format!("checker {} failed", ev.name), fx);
                 }
             }
-            (Action::Wait, Verdict::Recovered) => {
+            (_, Verdict::Passed) => {
+                fx.push(Effect::Log(Level::Info, format!("checker {} passed: {}", ev.name, ev.detail)));
+                self.cleared(&ev.name, &format!("checker {} passed", ev.name), fx);
+            }
+            (_, Verdict::Recovered) => {
                 fx.push(Effect::Log(Level::Info, format!("checker {} recovered: {}", ev.name, ev.detail)));
-                self.waiting.remove(&ev.name);
-                if self.state == State::Wait && self.waiting.is_empty() {
-                    self.join(&format!("checker {} recovered", ev.name), fx);
-                }
+                self.cleared(&ev.name, &format!("checker {} recovered", ev.name), fx);
             }
             (action @ (Action::Restart | Action::Stopstart), Verdict::Failed) => {
                 let name = if action == Action::Restart { "restart" } else { "stopstart" };
@@ -434,9 +479,6 @@ impl Lifecycle {
                         self.stop(After::Stop, &format!("maxloop reached (checker {})", ev.name), fx);
                     }
                 }
-            }
-            (_, Verdict::Recovered) => {
-                fx.push(Effect::Log(Level::Info, format!("checker {} recovered: {}", ev.name, ev.detail)));
             }
         }
     }

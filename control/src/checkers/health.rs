@@ -12,24 +12,39 @@ use crate::api::CheckerStatus;
 pub enum Verdict {
     /// `fail_after` consecutive failures: the action applies.
     Failed,
+    /// `ok_after` consecutive successes, the first time since the checkers started: the
+    /// checker no longer holds the node out of the farm.
+    Passed,
     /// `ok_after` consecutive successes after a failure.
     Recovered,
 }
 
-/// `fail_after` / `ok_after` hysteresis. Starts healthy.
+/// Where a checker stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Standing {
+    /// Since the checkers started, neither `ok_after` successes nor `fail_after` failures in a
+    /// row yet.
+    Unproven,
+    Healthy,
+    Failed,
+}
+
+/// `fail_after` / `ok_after` hysteresis. Starts unproven: neither healthy nor failed until one
+/// of the two streaks completes, so that a freshly started application counts as healthy only
+/// once it has passed `ok_after` times in a row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hysteresis {
     fail_after: u32,
     ok_after: u32,
-    healthy: bool,
+    standing: Standing,
     fails: u32,
     oks: u32,
 }
 
 impl Hysteresis {
-    /// A healthy tracker (both thresholds at least 1).
+    /// An unproven tracker (both thresholds at least 1).
     pub fn new(fail_after: u32, ok_after: u32) -> Hysteresis {
-        Hysteresis { fail_after: fail_after.max(1), ok_after: ok_after.max(1), healthy: true, fails: 0, oks: 0 }
+        Hysteresis { fail_after: fail_after.max(1), ok_after: ok_after.max(1), standing: Standing::Unproven, fails: 0, oks: 0 }
     }
 
     /// Feeds one result; returns the verdict when it changes.
@@ -37,24 +52,29 @@ impl Hysteresis {
         if ok {
             self.fails = 0;
             self.oks = self.oks.saturating_add(1);
-            if !self.healthy && self.oks >= self.ok_after {
-                self.healthy = true;
-                return Some(Verdict::Recovered);
+            if self.standing != Standing::Healthy && self.oks >= self.ok_after {
+                let was = std::mem::replace(&mut self.standing, Standing::Healthy);
+                return Some(if was == Standing::Unproven { Verdict::Passed } else { Verdict::Recovered });
             }
         } else {
             self.oks = 0;
             self.fails = self.fails.saturating_add(1);
-            if self.healthy && self.fails >= self.fail_after {
-                self.healthy = false;
+            if self.standing != Standing::Failed && self.fails >= self.fail_after {
+                self.standing = Standing::Failed;
                 return Some(Verdict::Failed);
             }
         }
         None
     }
 
-    /// The current verdict.
+    /// Whether the checker passed (`ok_after` in a row) and has not failed since.
     pub fn healthy(&self) -> bool {
-        self.healthy
+        self.standing == Standing::Healthy
+    }
+
+    /// Whether no streak has completed yet since the tracker was created.
+    pub fn unproven(&self) -> bool {
+        self.standing == Standing::Unproven
     }
 
     /// Consecutive failures so far.
@@ -124,7 +144,7 @@ impl From<&CheckerSpec> for CheckerInfo {
 }
 
 impl Health {
-    /// Every checker healthy, epoch 0.
+    /// Every checker unproven, epoch 0.
     pub fn new(checkers: impl IntoIterator<Item = CheckerInfo>) -> Health {
         let entries = checkers
             .into_iter()
@@ -143,8 +163,9 @@ impl Health {
         Health { entries, epoch: 0 }
     }
 
-    /// Starts a new epoch: every checker healthy again, counters of consecutive results
-    /// cleared (totals kept). Returns the epoch to give the new checker threads.
+    /// Starts a new epoch: every checker unproven again (it must pass `ok_after` times in a
+    /// row, or fail `fail_after` times), counters of consecutive results cleared (totals
+    /// kept). Returns the epoch to give the new checker threads.
     pub fn reset(&mut self) -> u64 {
         self.epoch += 1;
         for e in &mut self.entries {
@@ -175,7 +196,7 @@ impl Health {
         Some(CheckerEvent { name: e.name.clone(), action: e.action, verdict, detail: obs.result.detail.clone() })
     }
 
-    /// Whether every checker with action `wait` is healthy.
+    /// Whether every checker with action `wait` has passed and not failed since.
     pub fn wait_checkers_healthy(&self) -> bool {
         self.entries.iter().filter(|e| e.action == Action::Wait).all(|e| e.hyst.healthy())
     }
@@ -210,13 +231,14 @@ mod tests {
     #[test]
     fn hysteresis_needs_consecutive_results() {
         let mut h = Hysteresis::new(3, 2);
+        assert!(h.unproven() && !h.healthy());
         assert_eq!(h.observe(false), None);
         assert_eq!(h.observe(false), None);
         assert_eq!(h.observe(true), None); // streak broken
         assert_eq!(h.observe(false), None);
         assert_eq!(h.observe(false), None);
         assert_eq!(h.observe(false), Some(Verdict::Failed));
-        assert!(!h.healthy());
+        assert!(!h.healthy() && !h.unproven());
         assert_eq!(h.observe(false), None); // no repeat while failed
         assert_eq!(h.observe(true), None);
         assert_eq!(h.observe(false), None);
@@ -227,6 +249,23 @@ mod tests {
     }
 
     #[test]
+    fn a_new_tracker_is_healthy_only_after_ok_after_successes() {
+        let mut h = Hysteresis::new(3, 2);
+        assert_eq!(h.observe(true), None);
+        assert!(!h.healthy(), "one success of two is not enough");
+        assert_eq!(h.observe(false), None); // streak broken, one failure of three
+        assert_eq!(h.observe(true), None);
+        assert!(h.unproven());
+        assert_eq!(h.observe(true), Some(Verdict::Passed));
+        assert!(h.healthy() && !h.unproven());
+        assert_eq!(h.observe(true), None);
+        // Failures before the first pass still count towards fail_after.
+        let mut h = Hysteresis::new(2, 2);
+        assert_eq!(h.observe(false), None);
+        assert_eq!(h.observe(false), Some(Verdict::Failed));
+    }
+
+    #[test]
     fn fail_after_one_fires_at_once() {
         let mut h = Hysteresis::new(1, 1);
         assert_eq!(h.observe(false), Some(Verdict::Failed));
@@ -234,6 +273,8 @@ mod tests {
         // Zero thresholds are clamped to 1.
         let mut z = Hysteresis::new(0, 0);
         assert_eq!(z.observe(false), Some(Verdict::Failed));
+        let mut z = Hysteresis::new(0, 0);
+        assert_eq!(z.observe(true), Some(Verdict::Passed));
     }
 
     fn obs(epoch: u64, index: usize, ok: bool) -> Observation {
@@ -266,13 +307,18 @@ mod tests {
         let ev = h.observe(&obs(ep, 1, true)).unwrap();
         assert_eq!(ev.verdict, Verdict::Recovered);
         assert!(h.wait_checkers_healthy());
-        // Reset makes everything healthy and bumps the epoch.
+        // Reset bumps the epoch.
         h.observe(&obs(ep, 0, false));
         h.observe(&obs(ep, 0, false));
         assert!(!h.status()[0].healthy);
         let ep2 = h.reset();
         assert_eq!(ep2, ep + 1);
-        assert!(h.status().iter().all(|c| c.healthy));
+        // Reset: unproven again (not healthy until ok_after passes), totals kept.
+        assert!(h.status().iter().all(|c| !c.healthy && c.consecutive_successes == 0));
+        assert!(!h.wait_checkers_healthy());
         assert_eq!(h.status()[0].failures, 1);
+        let ev = h.observe(&obs(ep2, 1, true)).unwrap();
+        assert_eq!((ev.name.as_str(), ev.verdict), ("gw", Verdict::Passed));
+        assert!(h.wait_checkers_healthy());
     }
 }

@@ -62,7 +62,7 @@ impl ModuleRuntime {
         let (obs_tx, obs_rx) = channel::unbounded();
         let health = Health::new(checkers.iter().map(CheckerInfo::from));
         ModuleRuntime {
-            lifecycle: Lifecycle::new(policy),
+            lifecycle: Lifecycle::new(policy).with_checkers(checkers.iter().map(|c| c.name.clone())),
             scripts: runner,
             script_rx,
             specs: checkers.into(),

@@ -227,3 +227,163 @@ fn stray_inputs_are_ignored() {
     assert!(t.act(ev("app", Action::Restart, Verdict::Recovered)).is_empty());
     assert_eq!(t.lc.state(), State::Up);
 }
+
+// UP means healthy: with checkers, the node joins only once every checker has passed since the
+// last run of start_both.
+
+/// A lifecycle whose module has checkers `app` (restart) and `gw` (wait).
+fn with_checkers(maxloop: u32) -> T {
+    let mut t = T::new(maxloop);
+    t.lc = Lifecycle::new(RestartPolicy::new(maxloop, 24 * H)).with_checkers(["app", "gw"]);
+    t
+}
+
+/// Starts the module: STARTING, then WAIT with the checkers running and nothing joined.
+fn started_unproven(t: &mut T, c: Command) {
+    assert_eq!(t.act(Input::Command(c)), vec![Effect::RunScripts(Phase::Start)]);
+    let fx = t.feed(done(Phase::Start, true));
+    assert_eq!(states(&fx), vec![(State::Starting, State::Wait)]);
+    assert!(fx.contains(&Effect::StartCheckers) && !fx.contains(&Effect::Join), "{fx:?}");
+    assert_eq!(t.lc.unproven().collect::<Vec<_>>(), vec!["app", "gw"]);
+}
+
+/// Both checkers pass: the node joins with the last one.
+fn pass_all(t: &mut T) {
+    assert_eq!(t.act(ev("app", Action::Restart, Verdict::Passed)), vec![]);
+    assert_eq!(t.lc.state(), State::Wait);
+    assert_eq!(t.lc.waiting_on().collect::<Vec<_>>(), vec!["gw"]);
+    let fx = t.feed(ev("gw", Action::Wait, Verdict::Passed));
+    assert_eq!(states(&fx), vec![(State::Wait, State::Up)]);
+    assert!(fx.contains(&Effect::Join));
+    assert_eq!(t.lc.waiting_on().count(), 0);
+}
+
+#[test]
+fn with_checkers_the_node_goes_up_only_once_every_checker_passed() {
+    let mut t = with_checkers(3);
+    started_unproven(&mut t, Command::Start);
+    assert_eq!(t.lc.state().exit_code(), 1);
+    assert_eq!(t.lc.waiting_on().collect::<Vec<_>>(), vec!["app", "gw"]);
+    pass_all(&mut t);
+    assert_eq!(t.lc.state().exit_code(), 2);
+}
+
+#[test]
+fn without_checkers_the_node_goes_up_when_start_both_succeeds() {
+    let mut t = T::new(3);
+    t.lc = Lifecycle::new(RestartPolicy::new(3, H)).with_checkers(Vec::<String>::new());
+    t.started();
+}
+
+#[test]
+fn an_application_that_never_comes_up_never_joins_and_ends_in_stop() {
+    let mut t = with_checkers(2);
+    started_unproven(&mut t, Command::Start);
+    let mut all = Vec::new();
+    for i in 1..=3u32 {
+        t.at(H * i);
+        // The restart checker fails before it ever passed: its action applies.
+        let fx = t.feed(ev("app", Action::Restart, Verdict::Failed));
+        // Never joined: no Leave handshake, straight to the stop scripts.
+        assert!(!fx.contains(&Effect::Leave), "{fx:?}");
+        assert_eq!(fx.last(), Some(&Effect::RunScripts(Phase::Stop)));
+        all.extend(fx);
+        all.extend(t.feed(done(Phase::Stop, true)));
+        if i < 3 {
+            assert_eq!(t.lc.state(), State::Starting, "restart {i} of maxloop 2");
+            all.extend(t.feed(done(Phase::Start, true)));
+            assert_eq!(t.lc.state(), State::Wait);
+        }
+    }
+    assert_eq!(t.lc.state(), State::Stop, "the third failure exceeds maxloop 2");
+    assert!(!all.contains(&Effect::Join), "{all:?}");
+    assert!(states(&all).iter().all(|&(_, to)| to != State::Up), "{all:?}");
+    assert!(all.iter().any(|e| matches!(e, Effect::Log(Level::Error, m) if m.contains("exceed maxloop 2"))));
+}
+
+#[test]
+fn after_a_restart_action_the_node_waits_for_its_checkers_again() {
+    let mut t = with_checkers(3);
+    started_unproven(&mut t, Command::Start);
+    pass_all(&mut t);
+    let fx = t.feed(ev("app", Action::Restart, Verdict::Failed));
+    assert_eq!(states(&fx), vec![(State::Up, State::Stopping)]);
+    assert_eq!(t.act(Input::Left), vec![Effect::RunScripts(Phase::Stop)]);
+    t.act(done(Phase::Stop, true));
+    assert_eq!(t.lc.state(), State::Starting);
+    // start_both exits 0: not UP, not joined, until the checkers pass again.
+    let fx = t.feed(done(Phase::Start, true));
+    assert_eq!(states(&fx), vec![(State::Starting, State::Wait)]);
+    assert!(!fx.contains(&Effect::Join));
+    // A verdict of the checkers' previous run cannot count: only Passed after StartCheckers does.
+    pass_all(&mut t);
+}
+
+#[test]
+fn stopstart_and_admin_restart_wait_for_the_checkers_too() {
+    for how in ["stopstart", "admin restart", "admin stop then start"] {
+        let mut t = with_checkers(3);
+        started_unproven(&mut t, Command::Start);
+        pass_all(&mut t);
+        match how {
+            "stopstart" => drop(t.act(ev("app", Action::Stopstart, Verdict::Failed))),
+            "admin restart" => drop(t.act(Input::Command(Command::Restart))),
+            _ => drop(t.act(Input::Command(Command::Stop))),
+        }
+        t.act(Input::Left);
+        let fx = t.feed(done(Phase::Stop, true));
+        if how == "admin stop then start" {
+            assert_eq!(t.lc.state(), State::Stop);
+            started_unproven(&mut t, Command::Start);
+        } else {
+            assert_eq!(states(&fx), vec![(State::Stopping, State::Stop), (State::Stop, State::Starting)], "{how}");
+            let fx = t.feed(done(Phase::Start, true));
+            assert_eq!(states(&fx), vec![(State::Starting, State::Wait)], "{how}");
+        }
+        assert!(!t.lc.state().owns_buckets(), "{how}");
+        pass_all(&mut t);
+    }
+}
+
+#[test]
+fn wait_checkers_that_never_pass_keep_the_node_in_wait() {
+    let mut t = T::new(3);
+    t.lc = Lifecycle::new(RestartPolicy::new(3, H)).with_checkers(["gw"]);
+    t.act(Input::Command(Command::Start));
+    t.act(done(Phase::Start, true));
+    assert_eq!(t.lc.state(), State::Wait);
+    // Failing before it ever passed: WAIT, nothing to leave, no restart counted.
+    assert_eq!(t.act(ev("gw", Action::Wait, Verdict::Failed)), vec![]);
+    assert_eq!(t.lc.state(), State::Wait);
+    assert_eq!(t.lc.policy().count(t.now), 0);
+    assert_eq!(t.lc.waiting_on().collect::<Vec<_>>(), vec!["gw"]);
+    // Recovering is passing.
+    assert_eq!(t.act(ev("gw", Action::Wait, Verdict::Recovered)), vec![Effect::Join]);
+    assert_eq!(t.lc.state(), State::Up);
+}
+
+#[test]
+fn a_recovered_wait_checker_does_not_bring_up_a_node_whose_other_checkers_are_unproven() {
+    let mut t = with_checkers(3);
+    started_unproven(&mut t, Command::Start);
+    t.act(ev("gw", Action::Wait, Verdict::Failed));
+    assert_eq!(t.act(ev("gw", Action::Wait, Verdict::Recovered)), vec![]);
+    assert_eq!(t.lc.state(), State::Wait);
+    assert_eq!(t.lc.waiting_on().collect::<Vec<_>>(), vec!["app"]);
+    assert_eq!(t.act(ev("app", Action::Restart, Verdict::Passed)), vec![Effect::Join]);
+}
+
+#[test]
+fn admin_stop_while_waiting_for_the_checkers() {
+    let mut t = with_checkers(3);
+    started_unproven(&mut t, Command::Start);
+    // Not joined: no Leave; the stop scripts run at once.
+    assert_eq!(t.act(Input::Command(Command::Stop)), vec![Effect::StopCheckers, Effect::RunScripts(Phase::Stop)]);
+    assert_eq!(t.lc.unproven().count(), 0);
+    // A late Passed is ignored.
+    assert!(t.act(ev("app", Action::Restart, Verdict::Passed)).is_empty());
+    t.act(done(Phase::Stop, true));
+    assert_eq!(t.lc.state(), State::Stop);
+    assert!(t.act(ev("gw", Action::Wait, Verdict::Passed)).is_empty());
+    assert_eq!(t.lc.state(), State::Stop);
+}
