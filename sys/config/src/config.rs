@@ -11,6 +11,7 @@ use crate::nodes::{resolve_nodes, resolve_vips, Node, NodeSpec, Vip, VipSpec};
 use crate::sections::{
     Api, Assignment, Dataplane, Heartbeat, Module, ModuleSpec, Restart, Scripts,
 };
+use crate::seed::{self, HashSeedFrom};
 use crate::validate::{self, Report};
 
 /// The file as written.
@@ -68,15 +69,21 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads, parses and validates the file at `path`. Does not look at the files it refers
-    /// to: see [`Config::check_runtime`].
+    /// Reads, parses and validates the file at `path`. Does not check the files it refers to
+    /// (see [`Config::check_runtime`]), with one exception: when the file sets no
+    /// `module.hash_seed`, the seed is derived from the secret file if it can be read
+    /// ([`seed::derive_from_secret`]); if it cannot (e.g. not root), the seed stays
+    /// [`HashSeedFrom::Unresolved`], which is not an error here (`farmctl state` needs no seed).
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             file: path.to_path_buf(),
             source,
         })?;
-        let cfg = Config::from_str(&text, &path.display().to_string())?;
+        let mut cfg = Config::from_str(&text, &path.display().to_string())?;
+        if let Err(e) = cfg.resolve_hash_seed() {
+            tracing::debug!(error = %e, "module.hash_seed not derived");
+        }
         tracing::debug!(file = %path.display(), module = %cfg.module.name, nodes = cfg.nodes.len(), "configuration loaded");
         Ok(cfg)
     }
@@ -153,8 +160,55 @@ impl Config {
     }
 
     /// The key of the client hash, from `module.hash_seed`.
+    ///
+    /// # Panics
+    ///
+    /// If the seed is [`HashSeedFrom::Unresolved`] (no `hash_seed` in the file and the secret
+    /// file was not read): computing buckets with a wrong key would be silently wrong. farmd and
+    /// the data plane load with [`Config::load_local`] as root, which derives the seed; use
+    /// [`Config::try_hash_key`] where the secret may be unreadable.
     pub fn hash_key(&self) -> farm_table::HashKey {
-        farm_table::HashKey::from_seed(self.module.hash_seed)
+        self.try_hash_key().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The key of the client hash, or why it is unknown: no `module.hash_seed` in the file
+    /// and the secret file it is then derived from was not read.
+    pub fn try_hash_key(&self) -> Result<farm_table::HashKey, ConfigError> {
+        match self.module.hash_seed_from {
+            HashSeedFrom::Config | HashSeedFrom::SecretFile => {
+                Ok(farm_table::HashKey::from_seed(self.module.hash_seed))
+            }
+            HashSeedFrom::Unresolved => Err(self.unresolved_seed_error()),
+        }
+    }
+
+    /// Derives `module.hash_seed` from the secret file when the file sets none (nothing to do
+    /// otherwise). Fails when the secret cannot be read or fails its checks (mode 0600, length).
+    pub fn resolve_hash_seed(&mut self) -> Result<(), ConfigError> {
+        if self.module.hash_seed_from == HashSeedFrom::Unresolved {
+            let secret = self.read_secret()?;
+            self.module.hash_seed = seed::derive_from_secret(&secret);
+            self.module.hash_seed_from = HashSeedFrom::SecretFile;
+        }
+        Ok(())
+    }
+
+    /// Why the seed is unresolved: the secret file's problem, or (when it reads now) that the
+    /// configuration was parsed without reading files.
+    pub(crate) fn unresolved_seed_error(&self) -> ConfigError {
+        let why = match self.read_secret() {
+            Err(ConfigError::Runtime { message, .. }) => format!("it cannot be read: {message}"),
+            Err(e) => format!("it cannot be read: {e}"),
+            Ok(_) => "it was not read when the configuration was loaded".to_string(),
+        };
+        ConfigError::Runtime {
+            file: self.origin.clone(),
+            key: "module.hash_seed".to_string(),
+            path: self.module.secret_file.clone(),
+            message: format!(
+                "not set, so the seed is derived from the secret file, but {why}; set hash_seed in [module] (`farmctl config init` writes a random one), or run as a user who can read the secret"
+            ),
+        }
     }
 
     /// The bucket count.

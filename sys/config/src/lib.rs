@@ -36,10 +36,12 @@
 mod checker;
 mod config;
 mod error;
+pub mod init;
 mod locate;
 mod nodes;
 mod runtime;
 mod sections;
+pub mod seed;
 mod tap;
 mod types;
 mod validate;
@@ -50,6 +52,7 @@ pub use error::{ConfigError, Problem, Problems};
 pub use farm_table::Affinity;
 pub use nodes::{Node, Rule, Vip};
 pub use runtime::MIN_SECRET_LEN;
+pub use seed::HashSeedFrom;
 pub use sections::{
     Api, Assignment, Dataplane, Heartbeat, LocalPort, Mode, Module, Restart, Scripts, Takeover,
 };

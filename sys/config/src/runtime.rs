@@ -109,10 +109,13 @@ impl Config {
     }
 
     /// Checks what the configuration refers to on this machine: the secret file (mode 0600,
-    /// long enough), the API token file, the scripts and custom checkers (executable) and, when
-    /// the data plane is enabled, its program. Returns the first failure.
+    /// long enough), the hash seed (set in the file, or derived from the secret when it was
+    /// loaded: [`Config::try_hash_key`]), the API token file, the scripts and custom checkers
+    /// (executable) and, when the data plane is enabled, its program. Returns the first failure.
     pub fn check_runtime(&self) -> Result<(), ConfigError> {
         self.read_secret()?;
+        // Without `hash_seed` in the file, farmd must have derived it (Config::load does).
+        self.try_hash_key()?;
         self.read_token()?;
         if let Some(p) = &self.scripts.start_both {
             self.check_executable("scripts.start_both", p)?;

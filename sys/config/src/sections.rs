@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::seed::HashSeedFrom;
 use crate::tap::TapAddr;
 use crate::types::Buckets;
 use crate::types::{duration, HashSeed, IfName, MacAddr, ModuleName, Uplink};
@@ -36,8 +37,12 @@ pub struct Module {
     pub name: ModuleName,
     /// Cluster id carried in every heartbeat; two farms on one LAN need different ids.
     pub cluster_id: u32,
-    /// Seed of the client hash (default: the cluster id). See [`Config::hash_key`](crate::Config::hash_key).
+    /// Seed of the client hash: written in the file, or else derived from the secret file by
+    /// [`Config::load`](crate::Config::load) (see [`Module::hash_seed_from`] and
+    /// [`Config::hash_key`](crate::Config::hash_key)).
     pub hash_seed: u64,
+    /// Where `hash_seed` came from; with [`HashSeedFrom::Unresolved`] it is meaningless.
+    pub hash_seed_from: HashSeedFrom,
     /// Number of buckets (power of two, 256..=65536, default 4096).
     pub buckets: Buckets,
     /// File holding the heartbeat HMAC secret; must be mode 0600 (checked by
@@ -58,7 +63,14 @@ impl ModuleSpec {
     pub(crate) fn resolve(self) -> Module {
         let n = self.name.as_str().to_string();
         Module {
-            hash_seed: self.hash_seed.map_or(u64::from(self.cluster_id), |s| s.0),
+            // Never derived from `cluster_id` (public): without a seed in the file,
+            // `Config::load` derives it from the secret file.
+            hash_seed: self.hash_seed.map_or(0, |s| s.0),
+            hash_seed_from: if self.hash_seed.is_some() {
+                HashSeedFrom::Config
+            } else {
+                HashSeedFrom::Unresolved
+            },
             log_dir: self
                 .log_dir
                 .unwrap_or_else(|| PathBuf::from(format!("/var/log/farm/{n}"))),

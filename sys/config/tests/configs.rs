@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use farm_config::{Affinity, Check, Config, InterfaceTarget, Mode, Ports, Proto, Takeover, Uplink};
+use farm_config::{
+    Affinity, Check, Config, HashSeedFrom, InterfaceTarget, Mode, Ports, Proto, Takeover, Uplink,
+};
 
 fn configs_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs")
@@ -45,7 +47,8 @@ fn every_config_file_parses() {
 fn apache_farm() {
     let c = load("apache-farm.toml");
     assert_eq!(c.module.name.as_str(), "web");
-    assert_eq!(c.module.hash_seed, 0x5eed_0010);
+    assert_eq!(c.module.hash_seed, 0xf000_f1a4_c577_ead1);
+    assert_eq!(c.module.hash_seed_from, HashSeedFrom::Config);
     assert_eq!(c.module.table_file, PathBuf::from("/dev/shm/farm-web"));
     assert_eq!(c.module.log_dir, PathBuf::from("/var/log/farm/web"));
     assert_eq!(c.nodes.len(), 3);
@@ -80,7 +83,7 @@ fn apache_farm() {
             target: InterfaceTarget::Uplink
         }
     ));
-    assert_eq!(c.hash_key(), farm_table::HashKey::from_seed(0x5eed_0010));
+    assert_eq!(c.hash_key(), farm_table::HashKey::from_seed(0xf000_f1a4_c577_ead1));
 }
 
 #[test]
@@ -122,7 +125,6 @@ fn control_only_and_active_passive() {
     let c = load("control-only-cloud-lb.toml");
     assert!(!c.dataplane.enabled);
     assert!(c.vips.is_empty());
-    assert_eq!(c.module.hash_seed, 30, "hash_seed defaults to cluster_id");
 
     let c = load("active-passive.toml");
     assert_eq!(c.assignment.mode, Mode::Failover);

@@ -342,8 +342,12 @@ fn check_runtime_requires_private_secret() {
         .to_string()
         .contains("at least 16 bytes"));
 
-    // Good.
+    // Good, once the seed (not in the file) is derived from it, as Config::load does.
     write_mode(&secret, b"0123456789abcdef0123\n", 0o600);
+    let msg = cfg.check_runtime().unwrap_err().to_string();
+    assert!(msg.contains("module.hash_seed") && msg.contains("not read"), "{msg}");
+    let mut cfg = cfg;
+    cfg.resolve_hash_seed().unwrap();
     cfg.check_runtime().expect("0600 secret passes");
     assert_eq!(cfg.read_secret().unwrap(), b"0123456789abcdef0123");
 }
@@ -363,7 +367,8 @@ fn check_runtime_checks_scripts_and_binary() {
             dir.path().display()
         ),
     );
-    let cfg = Config::from_str(&text, "f.toml").unwrap();
+    let mut cfg = Config::from_str(&text, "f.toml").unwrap();
+    cfg.resolve_hash_seed().unwrap();
     let msg = cfg.check_runtime().unwrap_err().to_string();
     assert!(
         msg.contains("scripts.start_both") && msg.contains("expected an executable file"),
