@@ -10,6 +10,11 @@
 //!
 //! Frames of a node that was killed may be excused (its connections die with it: the new owner
 //! answers their next segments with RST, and a SYN in flight at the kill may be answered twice).
+//!
+//! Every SYN answered twice is also listed in [`CaptureReport::duplicates`] with the capture
+//! times of both answers, excused or not, so a fault test can judge each one against the time
+//! of its fault (a SYN-ACK that a node's kernel retransmits for a SYN it accepted before the
+//! fault is no new acceptance).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,7 +23,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::cmd::command;
 use super::error::LabError;
@@ -123,8 +128,8 @@ impl Capture {
             }
         }
         let bytes = std::fs::read(&self.file).map_err(|e| LabError::io(&self.file, e))?;
-        let frames = read_pcap(&bytes).map_err(|e| LabError::Check(format!("{}: {e}", self.file.display())))?;
-        let mut rep = analyse(&frames, nodes, vip, excused);
+        let frames = read_pcap_timed(&bytes).map_err(|e| LabError::Check(format!("{}: {e}", self.file.display())))?;
+        let mut rep = analyse_timed(&frames, nodes, vip, excused);
         rep.dropped = dropped;
         Ok(rep)
     }
@@ -145,12 +150,60 @@ impl Drop for Capture {
 
 /// The frames of a pcap file.
 pub fn read_pcap(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    Ok(read_pcap_timed(bytes)?.into_iter().map(|(_, f)| f).collect())
+}
+
+/// The frames of a pcap file with their capture times (since the Unix epoch).
+pub fn read_pcap_timed(bytes: &[u8]) -> Result<Vec<(Duration, Vec<u8>)>, String> {
     let mut r = pcap_file::pcap::PcapReader::new(bytes).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     while let Some(p) = r.next_packet() {
-        out.push(p.map_err(|e| e.to_string())?.data.into_owned());
+        let p = p.map_err(|e| e.to_string())?;
+        out.push((p.timestamp, p.data.into_owned()));
     }
     Ok(out)
+}
+
+/// A capture time (pcap timestamps are wall-clock time) for an instant taken now, e.g. the
+/// start of a fault.
+pub fn capture_time_now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// One SYN answered by two nodes: the first answer, then the first answer of another node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The client's address and port (the SYN's source).
+    pub client: (Ipv4Addr, u16),
+    /// Node of the first SYN-ACK (0: unknown MAC) and when it was captured.
+    pub first: (usize, Duration),
+    /// Node of the other node's first SYN-ACK and when it was captured.
+    pub second: (usize, Duration),
+}
+
+impl Duplicate {
+    /// Whether the first answer came before `t` (both capture times): the first node accepted
+    /// the SYN before `t`, and what it sends later are its kernel's retransmissions.
+    pub fn first_answer_before(&self, t: Duration) -> bool {
+        self.first.1 < t
+    }
+}
+
+impl fmt::Display for Duplicate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: Duration| d.as_millis() % 100_000;
+        write!(
+            f,
+            "SYN from {}:{} answered by n{} (t={} ms) and n{} (t={} ms, {} ms later)",
+            self.client.0,
+            self.client.1,
+            self.first.0,
+            ms(self.first.1),
+            self.second.0,
+            ms(self.second.1),
+            self.second.1.saturating_sub(self.first.1).as_millis()
+        )
+    }
 }
 
 /// What a capture shows.
@@ -164,6 +217,10 @@ pub struct CaptureReport {
     pub syn_acks: BTreeMap<usize, usize>,
     /// SYN-ACKs per (client address, VIP port).
     pub syn_acks_to: BTreeMap<(Ipv4Addr, u16), usize>,
+    /// Distinct SYNs answered (client address, port and initial sequence number).
+    pub syns_answered: usize,
+    /// Every SYN answered by two nodes (excused or not), in capture order.
+    pub duplicates: Vec<Duplicate>,
     /// RSTs from the VIP, per node.
     pub rsts: BTreeMap<usize, usize>,
     /// ARP replies for the VIP (all carrying the virtual MAC when correct).
@@ -178,9 +235,11 @@ impl fmt::Display for CaptureReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} frames ({} dropped), SYN-ACKs per node {:?}, RSTs per node {:?}, {} VIP ARP replies, {} violations, {} excused",
+            "{} frames ({} dropped), {} SYNs answered ({} by two nodes), SYN-ACKs per node {:?}, RSTs per node {:?}, {} VIP ARP replies, {} violations, {} excused",
             self.frames,
             self.dropped,
+            self.syns_answered,
+            self.duplicates.len(),
             self.syn_acks,
             self.rsts,
             self.vip_arp_replies,
@@ -251,6 +310,12 @@ const ACK: u8 = 0x10;
 
 /// Checks the frames (see the module documentation).
 pub fn analyse(frames: &[Vec<u8>], nodes: &[(usize, Mac)], vip: Ipv4Addr, excused: &[Mac]) -> CaptureReport {
+    let timed: Vec<(Duration, Vec<u8>)> = frames.iter().map(|f| (Duration::ZERO, f.clone())).collect();
+    analyse_timed(&timed, nodes, vip, excused)
+}
+
+/// [`analyse`] over frames with their capture times (which [`CaptureReport::duplicates`] gives).
+pub fn analyse_timed(frames: &[(Duration, Vec<u8>)], nodes: &[(usize, Mac)], vip: Ipv4Addr, excused: &[Mac]) -> CaptureReport {
     let vmac = virtual_mac(vip);
     let name = |m: &Mac| nodes.iter().find(|(_, x)| x == m).map(|(i, _)| *i);
     let label = |m: &Mac| name(m).map_or_else(|| mac_str(m), |i| format!("n{i}"));
@@ -262,9 +327,9 @@ pub fn analyse(frames: &[Vec<u8>], nodes: &[(usize, Mac)], vip: Ipv4Addr, excuse
             rep.violations.push(msg);
         }
     };
-    // (client, client port) -> (acknowledged ISN + 1, MAC of the SYN-ACK).
-    let mut answered: BTreeMap<(Ipv4Addr, u16), Vec<(u32, Mac)>> = BTreeMap::new();
-    for (k, f) in frames.iter().enumerate() {
+    // (client, client port) -> (acknowledged ISN + 1, MAC of the SYN-ACK, capture time).
+    let mut answered: BTreeMap<(Ipv4Addr, u16), Vec<(u32, Mac, Duration)>> = BTreeMap::new();
+    for (k, (ts, f)) in frames.iter().enumerate() {
         if f.len() >= 12 && mac_at(f, 6) == vmac {
             rep.violations.push(format!("frame {k}: the virtual MAC {} is a source", mac_str(&vmac)));
         }
@@ -294,21 +359,33 @@ pub fn analyse(frames: &[Vec<u8>], nodes: &[(usize, Mac)], vip: Ipv4Addr, excuse
             *rep.syn_acks.entry(node.unwrap_or(0)).or_default() += 1;
             *rep.syn_acks_to.entry((t.dst, t.sport)).or_default() += 1;
             let seen = answered.entry(key).or_default();
-            if let Some((_, other)) = seen.iter().find(|(ack, m)| *ack == t.ack && *m != t.src_mac) {
-                let msg = format!(
-                    "frame {k}: SYN from {}:{} answered by {} and {}",
-                    t.dst,
-                    t.dport,
-                    label(other),
-                    label(&t.src_mac)
-                );
-                let other_killed = excused.contains(other);
-                flag(&mut rep, killed || other_killed, msg);
+            if !seen.iter().any(|(ack, _, _)| *ack == t.ack) {
+                rep.syns_answered += 1;
             }
-            seen.push((t.ack, t.src_mac));
+            // Only the first answer of each other node counts (retransmissions repeat it).
+            let by_me = seen.iter().any(|(ack, m, _)| *ack == t.ack && *m == t.src_mac);
+            if let Some((_, other, other_ts)) = seen.iter().find(|(ack, m, _)| *ack == t.ack && *m != t.src_mac) {
+                if !by_me {
+                    let msg = format!(
+                        "frame {k}: SYN from {}:{} answered by {} and {}",
+                        t.dst,
+                        t.dport,
+                        label(other),
+                        label(&t.src_mac)
+                    );
+                    rep.duplicates.push(Duplicate {
+                        client: key,
+                        first: (name(other).unwrap_or(0), *other_ts),
+                        second: (node.unwrap_or(0), *ts),
+                    });
+                    let other_killed = excused.contains(other);
+                    flag(&mut rep, killed || other_killed, msg);
+                }
+            }
+            seen.push((t.ack, t.src_mac, *ts));
         } else if t.flags & RST != 0 {
             *rep.rsts.entry(node.unwrap_or(0)).or_default() += 1;
-            let owner = answered.get(&key).and_then(|v| v.last()).map(|(_, m)| *m);
+            let owner = answered.get(&key).and_then(|v| v.last()).map(|(_, m, _)| *m);
             match owner {
                 Some(m) if m == t.src_mac => {}
                 Some(m) => {
@@ -423,6 +500,30 @@ mod tests {
         assert!(r.excused.iter().any(|e| e.contains("answered by n1 and n2")), "{:?}", r.excused);
         assert!(!r.violations.iter().any(|e| e.contains("answered by")), "{:?}", r.violations);
         assert!(r.violations.iter().any(|e| e.contains("binds the VIP")));
+    }
+
+    #[test]
+    fn duplicates_carry_both_answers_with_their_times() {
+        let at = |ms: u64, f: Vec<u8>| (Duration::from_millis(ms), f);
+        let frames = vec![
+            at(100, tcp(N1, 40000, 11, SYN | ACK)),
+            at(150, tcp(N1, 40000, 11, SYN | ACK)), // n1's kernel retransmits
+            at(1200, tcp(N2, 40000, 11, SYN | ACK)),
+            at(2200, tcp(N2, 40000, 11, SYN | ACK)), // n2 retransmits: the same duplicate
+            at(3000, tcp(N1, 40001, 12, SYN | ACK)),
+            at(3000, tcp(N1, 40000, 99, SYN | ACK)), // a new SYN from a reused port
+        ];
+        let r = analyse_timed(&frames, NODES, VIP, &[]);
+        assert_eq!(r.syns_answered, 3);
+        assert_eq!(r.duplicates.len(), 1, "{:?}", r.duplicates);
+        let d = &r.duplicates[0];
+        assert_eq!(d.client, (Ipv4Addr::new(198, 18, 1, 7), 40000));
+        assert_eq!(d.first, (1, Duration::from_millis(100)));
+        assert_eq!(d.second, (2, Duration::from_millis(1200)));
+        assert!(d.first_answer_before(Duration::from_millis(500)));
+        assert!(!d.first_answer_before(Duration::from_millis(50)));
+        assert!(d.to_string().contains("answered by n1 (t=100 ms) and n2 (t=1200 ms, 1100 ms later)"), "{d}");
+        assert_eq!(r.violations.len(), 1, "{:?}", r.violations);
     }
 
     #[test]
