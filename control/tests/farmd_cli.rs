@@ -341,7 +341,7 @@ fn a_reader_stuck_on_an_old_generation_gets_the_data_plane_killed_as_wedged() {
     let (t, s) = (table.clone(), stop.clone());
     let stamper = std::thread::spawn(move || {
         let mut lcore = t.lcore(0).unwrap();
-        let g = lcore.begin().generation();
+        let g = lcore.begin(0).generation();
         while !s.load(Ordering::Relaxed) {
             lcore.stamp(monotonic_ns());
             std::thread::sleep(Duration::from_millis(1));

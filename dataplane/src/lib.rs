@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod flows;
+pub mod lease;
 pub mod port;
 pub mod run;
 pub mod setup;

@@ -12,6 +12,7 @@ use farm_table::TableReader;
 
 use crate::cli::Args;
 use crate::flows::{handover_involves, LcoreFlows, Refresher};
+use crate::lease::{process_alive, LeaseState, LeaseWatch};
 use crate::port::{Pkt, QueuePair};
 use crate::setup;
 
@@ -163,8 +164,14 @@ pub fn run(args: Args) -> Result<()> {
     let mut in_handover = false;
     let mut last_refresh = Instant::now();
     let mut last_rx = (0u64, Instant::now());
+    let mut lease = LeaseWatch::new(table.writer_pid());
+    let mut orphaned = false;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(TICK);
+        if lease.check(table.lease_until_ns(), now_ns(), process_alive) == LeaseState::Orphaned {
+            orphaned = true;
+            break;
+        }
         if let Ok(l) = uplink.link() {
             table.set_link(l.up, l.speed_mbps.unwrap_or(0));
         }
@@ -198,5 +205,8 @@ pub fn run(args: Args) -> Result<()> {
     let _ = uplink.stop();
     let _ = local.stop();
     tracing::info!(frames = total, "data plane stopped");
+    if orphaned {
+        bail!("farmd (pid {}, the writer of {}) is gone and its lease expired", table.writer_pid(), table_path.display());
+    }
     Ok(())
 }

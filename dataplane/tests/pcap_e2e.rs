@@ -165,6 +165,7 @@ fn every_frames_fate_matches_the_table_and_the_counters() {
     let params = TableParams { n_buckets: BUCKETS, node_id: 0, n_lcores: 1, hash_key: key };
     let mut table = TableWriter::create(&dir.path().join("table"), &params).unwrap();
     table.publish(&entries, 0b11, Duration::ZERO).unwrap();
+    table.set_lease(u64::MAX);
 
     let c6: Ipv6Addr = (1..=500u16)
         .map(|x| Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, x))
@@ -287,6 +288,7 @@ fn picks_up_and_acknowledges_new_generations() {
     let key = hash_key(&cfg);
     let params = TableParams { n_buckets: BUCKETS, node_id: 0, n_lcores: 1, hash_key: key };
     let mut table = TableWriter::create(&dir.path().join("table"), &params).unwrap();
+    table.set_lease(u64::MAX);
     let empty = dir.path().join("empty.pcap");
     write_pcap(&empty, &[]);
     let mut child = dataplane(

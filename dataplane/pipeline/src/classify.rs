@@ -167,7 +167,7 @@ fn vip_packet<L: OwnerLookup, F: FlowTracker>(
     };
     let entry = table.entry(p.bucket);
     let known = || p.flow.is_some_and(|f| flows.is_known(&f));
-    match decide(entry, table.node_id(), p.class, known) {
+    match decide_at(table, entry, p.class, known) {
         Ok(d) => {
             if let Some(f) = &p.flow {
                 flows.on_accept(f, p.bucket, p.tcp_flags);
@@ -328,9 +328,35 @@ pub fn decide(
     }
 }
 
+/// [`decide`] under the lease: while `table` is fenced (farmd's lease
+/// expired, DESIGN.md I1) this node accepts only packets of flows it holds
+/// in buckets it owns or hands over; everything it would otherwise have
+/// taken (SYNs, echo, fragments, unknown packets) is dropped as `Fenced`.
+/// Packets it would not have taken anyway keep their usual reason.
+#[inline(always)]
+pub fn decide_at<L: OwnerLookup>(
+    table: &L,
+    e: BucketEntry,
+    class: Class,
+    known: impl FnOnce() -> bool,
+) -> Result<Delivery, DropReason> {
+    let me = table.node_id();
+    if !table.fenced() {
+        return decide(e, me, class, known);
+    }
+    if e.owner != me && e.prev_owner != me {
+        return decide(e, me, class, || false);
+    }
+    match class {
+        Class::Flow if known() => Ok(Delivery::Vip),
+        _ => Err(DropReason::Fenced),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::table::{FencedTable, StaticTable};
 
     fn e(owner: u8, prev_owner: u8) -> BucketEntry {
         BucketEntry { owner, prev_owner }
@@ -396,6 +422,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_fenced_node_keeps_held_flows_only() {
+        use Delivery::*;
+        use DropReason::*;
+        let n = NO_NODE;
+        let at = |o: u8, p: u8, class: Class, known: bool| {
+            let t = FencedTable(StaticTable {
+                node_id: 1,
+                entries: vec![e(o, p); 256],
+            });
+            decide_at(&t, e(o, p), class, || known)
+        };
+        for (o, p) in [(1, n), (1, 2), (2, 1), (n, 1)] {
+            assert_eq!(at(o, p, Class::Flow, true), Ok(Vip), "{o} {p}");
+            for class in [Class::NewFlow, Class::Stateless, Class::Fragment] {
+                assert_eq!(at(o, p, class, true), Err(Fenced), "{o} {p} {class:?}");
+            }
+            assert_eq!(at(o, p, Class::Flow, false), Err(Fenced), "{o} {p}");
+        }
+        assert_eq!(at(2, n, Class::NewFlow, true), Err(NotMine));
+        assert_eq!(at(n, n, Class::NewFlow, true), Err(NoOwner));
+        // Unfenced, the same table decides as `decide` does.
+        let t = StaticTable::all_owned_by(1, 1, 256);
+        assert_eq!(decide_at(&t, e(1, n), Class::NewFlow, || false), Ok(Vip));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use farm_table::{bucket_v4, Affinity};
 use farm_wire::fast::Ipv4L4;
 use farm_wire::{EthernetAddress, IpProtocol};
 
-use crate::classify::{decide, to_tap, Class};
+use crate::classify::{decide_at, to_tap, Class};
 use crate::config::{PipelineConfig, Protocol};
 use crate::flows::{FlowKey, FlowTracker};
 use crate::table::OwnerLookup;
@@ -74,7 +74,7 @@ pub(crate) fn classify_ipv4_l4<L: OwnerLookup, F: FlowTracker>(
         vip_port: p.ports.dst,
     };
     let entry = table.entry(bucket);
-    match decide(entry, table.node_id(), class, || flows.is_known(&flow)) {
+    match decide_at(table, entry, class, || flows.is_known(&flow)) {
         Ok(d) => {
             flows.on_accept(&flow, bucket, p.tcp_flags);
             to_tap(cfg, frame, d)

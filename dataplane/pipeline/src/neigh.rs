@@ -75,6 +75,9 @@ pub(crate) fn arp_from_wire(
             Verdict::Drop(DropReason::NeighNotMine)
         }
         ArpOperation::Request if answers(cfg, table, a.sender_ip.into()) => {
+            if table.fenced() {
+                return Some(Verdict::Drop(DropReason::Fenced));
+            }
             let req = ArpRepr {
                 operation: ArpOperation::Request,
                 source_hardware_addr: a.sender_mac,
@@ -115,6 +118,8 @@ pub(crate) fn ndisc_from_wire(
                 Verdict::Drop(DropReason::Malformed)
             } else if src.is_unspecified() || !answers(cfg, table, ip.src) {
                 Verdict::Drop(DropReason::NeighNotMine)
+            } else if table.fenced() {
+                Verdict::Drop(DropReason::Fenced)
             } else {
                 let ns = NdiscRepr::NeighborSolicit {
                     target_addr: target,

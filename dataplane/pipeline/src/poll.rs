@@ -77,8 +77,9 @@ impl Tally {
 pub trait Lcore: CounterSink {
     /// The table as seen for one burst.
     type View: OwnerLookup;
-    /// Acknowledges the current generation and returns its view.
-    fn begin(&mut self) -> Self::View;
+    /// Acknowledges the current generation and returns its view, fenced
+    /// if farmd's lease had passed at `now_ns` (`CLOCK_MONOTONIC`).
+    fn begin(&mut self, now_ns: u64) -> Self::View;
     /// Declares the worker quiescent (before sleeping).
     fn go_offline(&mut self);
     /// Liveness stamp (CLOCK_MONOTONIC ns).
@@ -88,8 +89,8 @@ pub trait Lcore: CounterSink {
 impl<'a> Lcore for LcoreHandle<'a> {
     type View = SlotView<'a>;
     #[inline]
-    fn begin(&mut self) -> SlotView<'a> {
-        LcoreHandle::begin(self)
+    fn begin(&mut self, now_ns: u64) -> SlotView<'a> {
+        LcoreHandle::begin(self, now_ns)
     }
     fn go_offline(&mut self) {
         LcoreHandle::go_offline(self)
@@ -270,14 +271,16 @@ impl<B: Frame> Pipeline<B> {
     }
 }
 
-/// How often (in polls) a busy worker refreshes its liveness stamp.
+/// How often (in polls) a busy worker reads the clock: it refreshes its
+/// liveness stamp and the time it checks farmd's lease against.
 pub const STAMP_EVERY: u32 = 64;
 
 /// Runs [`Pipeline::run_once`] until `stop` is set: acknowledges the table
-/// generation before each poll, flushes counters after it, stamps liveness
-/// every [`STAMP_EVERY`] polls and before sleeping, and goes offline while
-/// sleeping so the table writer never waits for an idle worker. Returns the
-/// number of frames received.
+/// generation before each poll (and checks the lease against a clock
+/// reading at most [`STAMP_EVERY`] polls old, refreshed after every sleep),
+/// flushes counters after it, stamps liveness every [`STAMP_EVERY`] polls
+/// and before sleeping, and goes offline while sleeping so the table writer
+/// never waits for an idle worker. Returns the number of frames received.
 #[allow(clippy::too_many_arguments)]
 pub fn poll_loop<B, U, T, C, F>(
     pipeline: &mut Pipeline<B>,
@@ -300,8 +303,9 @@ where
     let mut tally = Tally::new();
     let mut total = 0u64;
     let mut until_stamp = STAMP_EVERY;
+    let mut now = now_ns();
     while !stop.load(Ordering::Relaxed) {
-        let view = lcore.begin();
+        let view = lcore.begin(now);
         let n = pipeline.run_once(uplink, tap, &view, flows, &mut tally);
         drop(view);
         total += n as u64;
@@ -311,12 +315,14 @@ where
         until_stamp -= 1;
         if until_stamp == 0 {
             until_stamp = STAMP_EVERY;
-            lcore.stamp(now_ns());
+            now = now_ns();
+            lcore.stamp(now);
         }
         if let Some(d) = backoff.on_poll(n) {
             lcore.stamp(now_ns());
             lcore.go_offline();
             sleep(d);
+            now = now_ns();
         }
     }
     tally.flush_into(lcore);

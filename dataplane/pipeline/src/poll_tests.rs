@@ -241,7 +241,7 @@ impl CounterSink for FakeLcore<'_> {
 
 impl<'a> Lcore for FakeLcore<'a> {
     type View = &'a StaticTable;
-    fn begin(&mut self) -> &'a StaticTable {
+    fn begin(&mut self, _: u64) -> &'a StaticTable {
         self.begins += 1;
         self.table
     }
@@ -367,21 +367,41 @@ fn poll_loop_against_the_real_table() {
             Duration::from_secs(1),
         )
         .unwrap();
-    stop.store(false, Ordering::Relaxed);
-    up.inject(syn);
-    poll_loop(
-        &mut p,
-        &mut up,
-        &mut tap,
-        &mut lcore,
-        &mut NoFlowTracking,
-        &mut backoff,
-        &stop,
-        || 2,
-        |_| stop.store(true, Ordering::Relaxed),
-    );
+    // Owned, but farmd never set a lease: fenced, the SYN is refused.
+    let run = |p: &mut Pipeline<VecFrame>,
+               up: &mut LoopbackPort,
+               tap: &mut LoopbackPort,
+               lcore: &mut farm_table::LcoreHandle<'_>,
+               backoff: &mut Backoff,
+               now: u64| {
+        stop.store(false, Ordering::Relaxed);
+        up.inject(syn.clone());
+        poll_loop(
+            p,
+            up,
+            tap,
+            lcore,
+            &mut NoFlowTracking,
+            backoff,
+            &stop,
+            || now,
+            |_| stop.store(true, Ordering::Relaxed),
+        );
+    };
+    run(&mut p, &mut up, &mut tap, &mut lcore, &mut backoff, 2);
+    assert_eq!(writer.dataplane().total(Counter::DropFenced), 1);
+    assert_eq!(tap.take_sent().len(), 0);
+
+    // Under a lease until t = 100: accepted at t = 2.
+    writer.set_lease(100);
+    run(&mut p, &mut up, &mut tap, &mut lcore, &mut backoff, 2);
     let st = writer.dataplane();
-    assert_eq!((st.total(Counter::Rx), st.total(Counter::ToTap)), (2, 1));
+    assert_eq!((st.total(Counter::Rx), st.total(Counter::ToTap)), (3, 1));
     assert_eq!(tap.take_sent().len(), 1);
     assert!(!st.lcores[0].online, "offline after the loop");
+
+    // The lease has passed at t = 100: fenced again, nothing reaches the TAP.
+    run(&mut p, &mut up, &mut tap, &mut lcore, &mut backoff, 100);
+    assert_eq!(writer.dataplane().total(Counter::DropFenced), 2);
+    assert_eq!(tap.take_sent().len(), 0);
 }

@@ -8,6 +8,12 @@ pub trait OwnerLookup {
     fn node_id(&self) -> u8;
     /// The entry of `bucket` (any value; implementations mask or bound it).
     fn entry(&self, bucket: u32) -> BucketEntry;
+    /// True when farmd's lease has expired: accept no new flow, keep held
+    /// ones (DESIGN.md I1). Default: never (in-memory tables).
+    #[inline(always)]
+    fn fenced(&self) -> bool {
+        false
+    }
 }
 
 impl OwnerLookup for SlotView<'_> {
@@ -19,6 +25,10 @@ impl OwnerLookup for SlotView<'_> {
     fn entry(&self, bucket: u32) -> BucketEntry {
         SlotView::entry(self, bucket)
     }
+    #[inline(always)]
+    fn fenced(&self) -> bool {
+        SlotView::fenced(self)
+    }
 }
 
 impl<T: OwnerLookup + ?Sized> OwnerLookup for &T {
@@ -29,6 +39,26 @@ impl<T: OwnerLookup + ?Sized> OwnerLookup for &T {
     #[inline]
     fn entry(&self, bucket: u32) -> BucketEntry {
         (**self).entry(bucket)
+    }
+    #[inline(always)]
+    fn fenced(&self) -> bool {
+        (**self).fenced()
+    }
+}
+
+/// A table whose lease has expired: every lookup of `T`, fenced. For tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FencedTable<T>(pub T);
+
+impl<T: OwnerLookup> OwnerLookup for FencedTable<T> {
+    fn node_id(&self) -> u8 {
+        self.0.node_id()
+    }
+    fn entry(&self, bucket: u32) -> BucketEntry {
+        self.0.entry(bucket)
+    }
+    fn fenced(&self) -> bool {
+        true
     }
 }
 

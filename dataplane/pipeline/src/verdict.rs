@@ -60,6 +60,10 @@ pub enum DropReason {
     VipNeighFromTap,
     /// The reply could not be written into the frame buffer.
     NoBuffer,
+    /// farmd's lease has expired (DESIGN.md I1): a new flow, an unknown
+    /// packet of a bucket this node owns, or an ARP/ND answer it would have
+    /// given, refused. Held flows still pass.
+    Fenced,
 }
 
 impl DropReason {
@@ -76,6 +80,7 @@ impl DropReason {
             DropReason::NeighNotMine => Counter::NeighNotMine,
             DropReason::VipNeighFromTap => Counter::DropVipNeighFromTap,
             DropReason::NoBuffer => Counter::DropNoMbuf,
+            DropReason::Fenced => Counter::DropFenced,
         }
     }
 }
@@ -139,6 +144,7 @@ mod tests {
             DropReason::NeighNotMine,
             DropReason::VipNeighFromTap,
             DropReason::NoBuffer,
+            DropReason::Fenced,
         ];
         let counters: std::collections::HashSet<_> = all.iter().map(|r| r.counter()).collect();
         assert_eq!(counters.len(), all.len());

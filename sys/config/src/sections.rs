@@ -101,6 +101,28 @@ pub struct Heartbeat {
     /// A peer with no valid heartbeat for this long is dead (default 1s, at least 3 × pulse).
     #[serde(with = "duration")]
     pub dead_after: Duration,
+    /// The data plane's lease (DESIGN.md I1): how long after farmd's last renewal the data
+    /// plane keeps accepting new flows. `None` = [`Heartbeat::default_lease`]; at most
+    /// `dead_after - pulse`, so a stalled node lets go before its peers take over.
+    #[serde(deserialize_with = "opt_duration")]
+    pub lease: Option<Duration>,
+}
+
+fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration::deserialize(d).map(Some)
+}
+
+impl Heartbeat {
+    /// `dead_after - 2 × pulse` (800ms at the default timers): two pulses of margin before the
+    /// earliest takeover by a peer (`dead_after` after the last heartbeat it heard).
+    pub fn default_lease(&self) -> Duration {
+        self.dead_after.saturating_sub(self.pulse * 2).max(self.pulse)
+    }
+
+    /// The lease in force: `lease`, or [`Heartbeat::default_lease`].
+    pub fn lease(&self) -> Duration {
+        self.lease.unwrap_or_else(|| self.default_lease())
+    }
 }
 
 impl Default for Heartbeat {
@@ -109,6 +131,7 @@ impl Default for Heartbeat {
             port: 4790,
             pulse: Duration::from_millis(100),
             dead_after: Duration::from_secs(1),
+            lease: None,
         }
     }
 }

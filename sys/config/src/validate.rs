@@ -101,6 +101,20 @@ pub(crate) fn heartbeat(h: &Heartbeat, r: &mut Report) {
             ),
         );
     }
+    if let Some(l) = h.lease {
+        let max = h.dead_after.saturating_sub(h.pulse);
+        if l < h.pulse || l > max {
+            r.err(
+                "heartbeat.lease",
+                format!(
+                    "expected between pulse ({}) and dead_after - pulse ({}), got {}; a longer lease lets a stalled node accept connections after its peers took its buckets",
+                    show(h.pulse),
+                    show(max),
+                    show(l)
+                ),
+            );
+        }
+    }
 }
 
 pub(crate) fn assignment(a: &Assignment, nodes: &[Node], vips: &[Vip], r: &mut Report) {

@@ -111,6 +111,11 @@ fn malformed_configs_name_file_key_and_expectation() {
             &["farm-test.toml:6:1", "heartbeat.dead_after", "expected at least 3 × pulse (1s 200ms), got 1s"],
         ),
         (
+            "lease longer than dead_after - pulse",
+            patch("pulse = \"100ms\"", "pulse = \"100ms\"\nlease = \"950ms\""),
+            &["farm-test.toml:8:1", "heartbeat.lease", "expected between pulse (100ms) and dead_after - pulse (900ms), got 950ms"],
+        ),
+        (
             "bad ports",
             patch("ports = \"80\"", "ports = \"90-80\""),
             &["farm-test.toml:22:9", "vip[0].rule[0].ports", "first port is not above its last"],

@@ -63,6 +63,9 @@ counters! {
     NoOwner = 18 => "no_owner",
     /// Replies (ARP/ND) that could not be built (no buffer).
     DropNoMbuf = 19 => "drop_no_mbuf",
+    /// New flows (SYNs, unknown flows, echo, ARP/ND answers) refused because farmd's lease
+    /// had expired (fenced: DESIGN.md I1).
+    DropFenced = 20 => "drop_fenced",
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::counters::COUNTER_SLOTS;
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FARMTBL1");
 
 /// Bumped on any change of the layout or of the hash function.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Marker for types that may live in the shared mapping.
 ///
@@ -32,7 +32,7 @@ pub const ABI_VERSION: u32 = 1;
 /// the mapping as `Self` is sound.
 pub unsafe trait ShmSafe: Sized {}
 
-/// File header: written once at creation except `published`.
+/// File header: written once at creation except `published` and `lease_until_ns`.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Header {
@@ -62,8 +62,13 @@ pub struct Header {
     pub dp_offset: u64,
     /// The published generation; the slot in use is `generation & 1`.
     pub published: AtomicU64,
+    /// The lease (DESIGN.md I1): `CLOCK_MONOTONIC` nanoseconds until which the data plane may
+    /// accept new flows. farmd extends it every pulse while it runs and may own buckets; once
+    /// it has passed, the data plane accepts no new flow and keeps only the flows it holds.
+    /// 0 = no lease yet (fenced).
+    pub lease_until_ns: AtomicU64,
     /// Reserved, zero.
-    pub reserved: [u64; 21],
+    pub reserved: [u64; 20],
 }
 
 /// Header of one slot, followed by `n_buckets` `u16` entries (owner | prev_owner << 8).

@@ -3,7 +3,7 @@
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use crate::layout::{DpHeader, Header, LcoreArea, Layout, SlotHeader, ABI_VERSION, MAGIC, OFFLINE};
 use crate::mmap::Mapping;
@@ -128,6 +128,16 @@ impl TableReader {
         self.header().published.load(Ordering::Acquire)
     }
 
+    /// The lease deadline farmd last wrote (`CLOCK_MONOTONIC` ns, 0 = none yet).
+    pub fn lease_until_ns(&self) -> u64 {
+        self.header().lease_until_ns.load(Ordering::Acquire)
+    }
+
+    /// The pid of the farmd that created the table.
+    pub fn writer_pid(&self) -> u32 {
+        self.header().writer_pid
+    }
+
     /// The handle of worker lcore `idx`; marks it offline until its first `begin`.
     /// Exactly one thread should use a given index.
     pub fn lcore(&self, idx: usize) -> Result<LcoreHandle<'_>, TableError> {
@@ -146,6 +156,7 @@ impl TableReader {
         };
         Ok(LcoreHandle {
             header: self.header(),
+            lease: &self.header().lease_until_ns,
             area,
             slots: [slot(0), slot(1)],
             acked: OFFLINE,
@@ -197,6 +208,7 @@ type Slot<'a> = (&'a SlotHeader, &'a [AtomicU16]);
 #[derive(Debug)]
 pub struct LcoreHandle<'a> {
     header: &'a Header,
+    lease: &'a AtomicU64,
     area: &'a LcoreArea,
     slots: [Slot<'a>; 2],
     acked: u64,
@@ -205,15 +217,18 @@ pub struct LcoreHandle<'a> {
 }
 
 impl<'a> LcoreHandle<'a> {
-    /// Acknowledges the newest generation and returns a view of its slot.
+    /// Acknowledges the newest generation and returns a view of its slot, fenced if the lease
+    /// has passed at `now_ns` (`CLOCK_MONOTONIC`; a recent cached reading is enough: the
+    /// caller refreshes it every few polls and after every sleep).
     ///
-    /// Call at the start of every burst. The hot path (no new generation) is one load. When the
+    /// Call at the start of every burst. The hot path (no new generation) is two loads and a
+    /// compare. When the
     /// generation changed, the new one is stored in the lcore's `ack` and the published value
     /// re-checked, so the writer either sees this lcore on the old generation (and waits before
     /// reusing its slot) or this lcore sees the new one. The view stays coherent until the next
     /// `begin` or `go_offline`; holding it longer may show a slot being rewritten.
     #[inline]
-    pub fn begin(&mut self) -> SlotView<'a> {
+    pub fn begin(&mut self, now_ns: u64) -> SlotView<'a> {
         let mut g = self.header.published.load(Ordering::SeqCst);
         if g != self.acked {
             loop {
@@ -227,7 +242,16 @@ impl<'a> LcoreHandle<'a> {
             self.acked = g;
         }
         let (hdr, entries) = self.slots[(g & 1) as usize];
-        SlotView { generation: g, live: hdr.live.load(Ordering::Relaxed), entries, mask: self.mask, node_id: self.node_id }
+        // Acquire pairs with the writer's release in `set_lease`; on x86 a plain load.
+        let fenced = self.lease.load(Ordering::Acquire) <= now_ns;
+        SlotView {
+            generation: g,
+            live: hdr.live.load(Ordering::Relaxed),
+            entries,
+            mask: self.mask,
+            node_id: self.node_id,
+            fenced,
+        }
     }
 
     /// Declares this lcore quiescent (before sleeping in idle backoff).
@@ -265,9 +289,15 @@ pub struct SlotView<'a> {
     entries: &'a [AtomicU16],
     mask: u32,
     node_id: u8,
+    fenced: bool,
 }
 
 impl SlotView<'_> {
+    /// True when the lease had passed at `begin`: accept no new flow (DESIGN.md I1).
+    #[inline(always)]
+    pub fn fenced(&self) -> bool {
+        self.fenced
+    }
     /// The generation.
     pub fn generation(&self) -> u64 {
         self.generation

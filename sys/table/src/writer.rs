@@ -70,6 +70,8 @@ pub struct DataplaneStatus {
     pub lcores: Vec<LcoreStatus>,
     /// Live flows per bucket (only with flow tracking).
     pub flows_per_bucket: Vec<u32>,
+    /// The lease in force (`CLOCK_MONOTONIC` ns, 0 = none).
+    pub lease_until_ns: u64,
 }
 
 impl DataplaneStatus {
@@ -126,7 +128,8 @@ impl TableWriter {
             slot_offset: layout.slot_offset,
             dp_offset: layout.dp_offset,
             published: Default::default(),
-            reserved: [0; 21],
+            lease_until_ns: Default::default(),
+            reserved: [0; 20],
         };
         // SAFETY: the file is new, not yet renamed into place, so no other process maps it and
         // nothing else in this process references the mapping; offset 0 is aligned for Header
@@ -202,6 +205,18 @@ impl TableWriter {
         Ok(next)
     }
 
+    /// Sets the lease: the data plane accepts new flows until `CLOCK_MONOTONIC` reaches
+    /// `until_ns` (0 fences it at once). Stored with release ordering after any publication
+    /// that precedes the call, so a data plane that sees the new lease also sees that table.
+    pub fn set_lease(&self, until_ns: u64) {
+        self.header().lease_until_ns.store(until_ns, Ordering::Release);
+    }
+
+    /// The lease last set (`CLOCK_MONOTONIC` ns, 0 = none).
+    pub fn lease(&self) -> u64 {
+        self.header().lease_until_ns.load(Ordering::Relaxed)
+    }
+
     /// The generation last published.
     pub fn generation(&self) -> u64 {
         self.generation
@@ -240,6 +255,7 @@ impl TableWriter {
             pid: dp.pid.load(Ordering::Relaxed),
             lcores,
             flows_per_bucket: flows.iter().map(|f| f.load(Ordering::Relaxed)).collect(),
+            lease_until_ns: self.lease(),
         }
     }
 }

@@ -27,7 +27,7 @@ fn create_open_publish_roundtrip() {
     let r = TableReader::open(&path).unwrap();
     assert_eq!(r.params(), *w.params());
     let mut l = r.lcore(0).unwrap();
-    let v = l.begin();
+    let v = l.begin(0);
     assert_eq!(v.generation(), 1);
     assert_eq!(v.entry(17), BucketEntry::UNOWNED);
     assert_eq!(v.node_id(), 2);
@@ -36,7 +36,7 @@ fn create_open_publish_roundtrip() {
         (0..4096u32).map(|b| BucketEntry { owner: (b % 3) as u8, prev_owner: if b % 5 == 0 { 1 } else { NO_NODE } }).collect();
     let g = w.publish(&entries, 0b111, Duration::from_secs(1)).unwrap();
     assert_eq!(g, 2);
-    let v = l.begin();
+    let v = l.begin(0);
     assert_eq!(v.generation(), 2);
     assert_eq!(v.live(), 0b111);
     for b in 0..4096 {
@@ -67,12 +67,35 @@ fn create_open_publish_roundtrip() {
 }
 
 #[test]
+fn the_lease_fences_every_view_once_it_has_passed() {
+    let (_d, path) = tmp();
+    let w = TableWriter::create(&path, &params(256, 2)).unwrap();
+    let r = TableReader::open(&path).unwrap();
+    let mut l = r.lcore(0).unwrap();
+    assert_eq!(w.lease(), 0);
+    assert!(l.begin(1).fenced(), "a new table has no lease: fenced");
+    w.set_lease(1_000);
+    assert_eq!(r.lease_until_ns(), 1_000);
+    assert!(!l.begin(999).fenced());
+    assert!(l.begin(1_000).fenced(), "the deadline itself is past");
+    assert!(l.begin(u64::MAX).fenced());
+    // A second mapping (another lcore) sees the same lease.
+    let mut l1 = r.lcore(1).unwrap();
+    w.set_lease(5_000);
+    assert!(!l1.begin(4_999).fenced());
+    assert!(!l.begin(4_999).fenced());
+    w.set_lease(0);
+    assert!(l1.begin(0).fenced());
+    assert_eq!(r.writer_pid(), std::process::id());
+}
+
+#[test]
 fn writer_never_reuses_a_slot_an_online_reader_holds() {
     let (_d, path) = tmp();
     let mut w = TableWriter::create(&path, &params(256, 1)).unwrap();
     let r = TableReader::open(&path).unwrap();
     let mut l = r.lcore(0).unwrap();
-    assert_eq!(l.begin().generation(), 1);
+    assert_eq!(l.begin(0).generation(), 1);
     let e = vec![BucketEntry::owned(1); 256];
     // Generation 2 goes to the slot generation 0 would have used: free.
     assert_eq!(w.publish(&e, 1, Duration::ZERO).unwrap(), 2);
@@ -82,14 +105,14 @@ fn writer_never_reuses_a_slot_an_online_reader_holds() {
         other => panic!("expected ReaderStuck, got {other:?}"),
     }
     assert_eq!(w.generation(), 2, "a refused publish publishes nothing");
-    assert_eq!(l.begin().generation(), 2);
+    assert_eq!(l.begin(0).generation(), 2);
     assert_eq!(w.publish(&e, 1, Duration::ZERO).unwrap(), 3);
     // An offline lcore does not hold anything back.
     l.go_offline();
     for _ in 0..5 {
         w.publish(&e, 1, Duration::ZERO).unwrap();
     }
-    assert_eq!(l.begin().generation(), 8);
+    assert_eq!(l.begin(0).generation(), 8);
     // After the data plane died holding a generation, farmd resets the readers.
     let _ = w.publish(&e, 1, Duration::ZERO);
     assert!(w.publish(&e, 1, Duration::ZERO).is_err());
@@ -210,7 +233,7 @@ fn stress_readers_never_see_a_torn_slot() {
                     let mut l = r.lcore(i).unwrap();
                     let (mut last, mut checked, mut bursts) = (0u64, 0u64, 0u64);
                     while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                        let v = l.begin();
+                        let v = l.begin(0);
                         let g = v.generation();
                         assert!(g >= last, "generation went backwards: {last} -> {g}");
                         last = g;

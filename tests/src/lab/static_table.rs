@@ -50,6 +50,8 @@ pub fn create_tables(cfg: &Config) -> Result<Vec<TableWriter>, LabError> {
         let table_err = |e: farm_table::TableError| LabError::Config(format!("table {}: {e}", path.display()));
         let mut w = TableWriter::create(path, &params).map_err(table_err)?;
         w.publish(&entries, live, std::time::Duration::from_secs(1)).map_err(table_err)?;
+        // A fixed table with no farmd behind it: a lease that never expires.
+        w.set_lease(u64::MAX);
         tables.push(w);
     }
     Ok(tables)
