@@ -80,6 +80,13 @@ pub fn render(st: &Status) -> String {
     if let Some(dp) = &st.dataplane {
         o.one("farm_dataplane_link_up", "gauge", "Uplink link state.", u8::from(dp.link_up));
         o.one("farm_dataplane_lcores_online", "gauge", "Data-plane lcores online.", dp.lcores_online);
+        o.one(
+            "farm_dataplane_lease_seconds",
+            "gauge",
+            "Time left on the data plane's lease (0: fenced, no new flows accepted).",
+            dp.lease_left_ms as f64 / 1e3,
+        );
+        o.one("farm_lease_held_back_total", "counter", "Times farmd stopped renewing the data plane's lease.", dp.lease_held_back);
         if let Some(age) = dp.liveness_age_ms {
             o.one("farm_dataplane_liveness_age_seconds", "gauge", "Age of the data plane's liveness stamp.", age as f64 / 1e3);
         }
@@ -112,6 +119,7 @@ mod tests {
             pid: 7,
             lcores: vec![],
             flows_per_bucket: vec![],
+            lease_until_ns: 2_500_001_000,
         };
         st.dataplane = Some(DataplaneSummary::from_table(&dp, 2_000_001_000));
         let m = render(&st);
@@ -123,6 +131,7 @@ mod tests {
         assert!(m.contains("farm_heartbeat_rejected_total{module=\"web\",node=\"n1\",reason=\"bad_mac\"} 3\n"));
         assert!(m.contains("farm_checker_healthy{module=\"web\",node=\"n1\",checker=\"http\",kind=\"http\"} 1\n"));
         assert!(m.contains("farm_dataplane_liveness_age_seconds{module=\"web\",node=\"n1\"} 2\n"), "{m}");
+        assert!(m.contains("farm_dataplane_lease_seconds{module=\"web\",node=\"n1\"} 0.5\n"), "{m}");
         for c in farm_table::Counter::ALL {
             let line = format!("farm_dataplane_packets_total{{module=\"web\",node=\"n1\",counter=\"{}\"}} 0\n", c.name());
             assert!(m.contains(&line), "missing {line}");

@@ -120,6 +120,12 @@ pub struct DataplaneSummary {
     pub lcores: u32,
     /// Every counter ([`farm_table::Counter::name`]) summed over lcores.
     pub counters: BTreeMap<String, u64>,
+    /// Time left on the lease farmd gave the data plane, in ms (0: fenced, no new flows).
+    #[serde(default)]
+    pub lease_left_ms: u64,
+    /// Times farmd stopped renewing the lease (a table not yet published, no quorum).
+    #[serde(default)]
+    pub lease_held_back: u64,
 }
 
 impl DataplaneSummary {
@@ -133,6 +139,8 @@ impl DataplaneSummary {
             lcores_online: s.lcores.iter().filter(|l| l.online).count() as u32,
             lcores: s.lcores.len() as u32,
             counters: farm_table::Counter::ALL.iter().map(|&c| (c.name().to_string(), s.total(c))).collect(),
+            lease_left_ms: s.lease_until_ns.saturating_sub(now_ns) / 1_000_000,
+            lease_held_back: 0,
         }
     }
 }

@@ -43,6 +43,7 @@
 //!   data plane is stopped and farmd exits 0. A second signal exits at once (status 1).
 //!   SIGHUP is logged and ignored (no reload: restart farmd).
 
+mod lease;
 mod net;
 mod run;
 mod settings;
@@ -114,6 +115,8 @@ struct Counters {
     /// Valid heartbeats received.
     rx: u64,
     net: net::NetCounters,
+    /// Times farmd stopped renewing the data plane's lease (unpublished table, no quorum).
+    lease_held_back: u64,
 }
 
 /// The running daemon.
@@ -133,6 +136,8 @@ pub struct Daemon {
     last_snap: Option<DataplaneStatus>,
     table: Option<TableWriter>,
     pending_publish: Option<(Vec<BucketEntry>, u64)>,
+    /// The data plane's lease, renewed every iteration (see [`lease`]).
+    lease: lease::Lease,
     sup: Option<supervisor::Supervisor>,
     /// Puts `tap_addrs` on the TAP after each data-plane start.
     tap: Option<tap::TapSetup>,

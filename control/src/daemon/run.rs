@@ -136,6 +136,7 @@ impl Daemon {
             last_snap: None,
             table,
             pending_publish: None,
+            lease: super::lease::Lease::new(cfg.heartbeat.lease(), p.membership.takeover),
             sup,
             tap,
             zero_flows_fed: false,
@@ -285,6 +286,10 @@ impl Daemon {
     }
 
     fn finish(&mut self) {
+        if let Some(t) = &self.table {
+            // Nobody renews it any more: fence the data plane at once.
+            t.set_lease(0);
+        }
         if let Some(s) = &mut self.sup {
             s.shutdown();
             if let Some(t) = &self.table {
@@ -491,27 +496,61 @@ impl Daemon {
         }
     }
 
+    /// Carries out the membership's actions: the table first, then the lease, then the
+    /// heartbeats (so no heartbeat leaves before the lease that it vouches for is renewed, and
+    /// no lease is renewed before the table it covers is published).
     fn carry_out(&mut self, actions: Vec<Action>, now: Instant) {
-        for a in actions {
-            match a {
-                Action::Send(hb) => match self.node.encode(&hb) {
-                    Ok(bytes) => {
-                        let addrs = &self.peer_addrs[usize::from(hb.dest)];
-                        for (s, &to) in self.sockets.iter_mut().zip(addrs) {
-                            s.send(&bytes, to, &mut self.counters.net);
-                        }
-                    }
-                    Err(e) => warn!(dest = hb.dest, error = %e, "cannot encode a heartbeat"),
-                },
-                Action::Publish { entries, live } => {
-                    if self.table.is_some() {
-                        self.pending_publish = Some((entries, live));
-                        self.flush_publish(now);
+        let (sends, others): (Vec<Action>, Vec<Action>) = actions.into_iter().partition(|a| matches!(a, Action::Send(_)));
+        for a in others {
+            self.act(a, now);
+        }
+        self.renew_lease(now);
+        for a in sends {
+            self.act(a, now);
+        }
+    }
+
+    /// Writes the lease into the table, unless it must run out (see [`super::lease`]).
+    fn renew_lease(&mut self, now: Instant) {
+        let Some(table) = &self.table else { return };
+        let mnow = self.mnow(now);
+        let r = self.lease.deadline(mnow, self.pending_publish.is_none());
+        if let Ok(until) = r {
+            table.set_lease(monotonic_ns().saturating_add((until - mnow).as_nanos() as u64));
+        }
+        if self.lease.note(r.is_ok()) {
+            self.counters.lease_held_back += 1;
+            let why = match r {
+                Err(super::lease::HeldBack::Unpublished) => "the table it covers is not published yet",
+                _ => "no majority acknowledges this node",
+            };
+            self.logs.warn(&format!("not renewing the data plane's lease ({why}): it accepts no new flow when the lease runs out"));
+        }
+    }
+
+    /// Carries out one membership action.
+    fn act(&mut self, a: Action, now: Instant) {
+        match a {
+            Action::Send(hb) => match self.node.encode(&hb) {
+                Ok(bytes) => {
+                    let addrs = &self.peer_addrs[usize::from(hb.dest)];
+                    for (s, &to) in self.sockets.iter_mut().zip(addrs) {
+                        s.send(&bytes, to, &mut self.counters.net);
                     }
                 }
-                Action::Lease { until } => debug!(?until, "membership lease"),
-                Action::Event(e) => self.log_event(e),
+                Err(e) => warn!(dest = hb.dest, error = %e, "cannot encode a heartbeat"),
+            },
+            Action::Publish { entries, live } => {
+                if self.table.is_some() {
+                    self.pending_publish = Some((entries, live));
+                    self.flush_publish(now);
+                }
             }
+            Action::Lease { until } => {
+                debug!(?until, "membership lease");
+                self.lease.on_quorum(until);
+            }
+            Action::Event(e) => self.log_event(e),
         }
     }
 

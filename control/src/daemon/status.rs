@@ -70,7 +70,11 @@ impl Daemon {
             rejected: self.node.rejects().iter().map(|(k, v)| (k.to_string(), v)).collect(),
         };
         st.dataplane = match (&self.sup, &self.last_snap) {
-            (Some(_), Some(s)) if s.pid != 0 => Some(DataplaneSummary::from_table(s, monotonic_ns())),
+            (Some(_), Some(s)) if s.pid != 0 => {
+                let mut d = DataplaneSummary::from_table(s, monotonic_ns());
+                d.lease_held_back = self.counters.lease_held_back;
+                Some(d)
+            }
             _ => None,
         };
         if self.status_generation != self.node.generation() || st.table.len() != entries.len() {
