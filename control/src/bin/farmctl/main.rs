@@ -10,7 +10,10 @@
 //!   printi MSG / printe MSG    append an information / error entry to the module log
 //!   which CLIENT[:PORT]        the bucket of a client and its owner
 //!   snapshot OUT               support bundle: OUT.tar (if OUT ends in .tar) or directory OUT
-//!   config check FILE          validate a configuration: prints OK or the errors, exit 1
+//!   config check FILE          validate a configuration: prints OK or the errors, exit 1;
+//!                              warns about a weak hash_seed
+//!   config init [--force] [--seed-only] [--secret-file F] [--token-file F]
+//!                              a new cluster's secret, token and random hash_seed (config_init.rs)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -109,6 +112,9 @@ enum ConfigCmd {
         #[arg(long)]
         runtime: bool,
     },
+    /// Write a new cluster's heartbeat secret, API token (mode 0600) and random hash_seed
+    /// (into the --config file), and say what to copy to the other nodes.
+    Init(config_init::InitArgs),
 }
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -204,7 +210,7 @@ fn parse_client(s: &str) -> Result<(IpAddr, Option<u16>)> {
 fn which(cli: &Cli, client: &str) -> Result<()> {
     let cfg = load_config(cli)?;
     let (ip, port) = parse_client(client)?;
-    let key = cfg.hash_key();
+    let key = cfg.try_hash_key()?;
     let n = cfg.buckets();
     let api = ApiClient::new(&cli.api.clone().unwrap_or_else(|| base_url(cfg.api.listen)), None, TIMEOUT);
     let mut rows = vec![("on_addr", farm_table::bucket_of(&key, ip, None, n))];
@@ -230,6 +236,7 @@ fn config_check(file: &Path, runtime: bool) -> u8 {
     match res {
         Ok(c) => {
             println!("OK: {} (module {}, {} nodes, {} VIPs, {} checkers)", file.display(), c.module.name, c.nodes.len(), c.vips.len(), c.checkers.len());
+            config_init::warn_seed(&c);
             0
         }
         Err(e) => {
@@ -239,6 +246,7 @@ fn config_check(file: &Path, runtime: bool) -> u8 {
     }
 }
 
+mod config_init;
 mod snapshot;
 
 fn run(cli: &Cli) -> Result<u8> {
@@ -263,6 +271,7 @@ fn run(cli: &Cli) -> Result<u8> {
             println!("snapshot written to {}", written.display());
         }
         Cmd::Config { cmd: ConfigCmd::Check { file, runtime } } => return Ok(config_check(file, *runtime)),
+        Cmd::Config { cmd: ConfigCmd::Init(a) } => return config_init::run(&cli.config, a),
     }
     Ok(0)
 }
