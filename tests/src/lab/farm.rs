@@ -23,7 +23,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-use farm_config::{Config, Proto};
+use farm_config::{init, seed, Config, Proto};
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
 
 use super::cmd::command;
@@ -88,6 +88,7 @@ pub fn render_config(
 
     let module = &mut doc["module"];
     set_path(module, "secret_file", &files.secret);
+    lab_hash_seed(module)?;
     set_path(module, "log_dir", r.join("{node}/log"));
     set_path(module, "run_dir", r.join("{node}/run"));
     module["table_file"] = value(format!("/dev/shm/{}{{node}}", l.shm_prefix()));
@@ -211,22 +212,34 @@ fn write_mode(path: &Path, text: &str, mode: u32) -> Result<(), LabError> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| LabError::io(path, e))
 }
 
-/// A random hex string from /dev/urandom.
-fn random_hex(bytes: usize) -> Result<String, LabError> {
-    use std::io::Read;
-    let mut buf = vec![0u8; bytes];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| LabError::io("/dev/urandom", e))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+/// `module.hash_seed` of the lab: a new random one (as `farmctl config init` makes it), unless
+/// the template sets one that is not weak (a template may pin a placement). Always written: the
+/// lab computes buckets from the text it wrote, without reading the secret.
+fn lab_hash_seed(module: &mut Item) -> Result<(), LabError> {
+    let cluster_id = module.get("cluster_id").and_then(Item::as_integer).and_then(|c| u32::try_from(c).ok()).unwrap_or(0);
+    let set: Option<u64> = module.get("hash_seed").and_then(|s| {
+        s.as_str().and_then(|s| s.strip_prefix("0x")).and_then(|h| u64::from_str_radix(&h.replace('_', ""), 16).ok())
+    });
+    if set.is_some_and(|s| seed::seed_weakness(s, cluster_id).is_none()) {
+        return Ok(());
+    }
+    let s = seed::random_seed(cluster_id).map_err(|e| LabError::io("the OS random number generator", e.into()))?;
+    module["hash_seed"] = value(seed::format_seed(s));
+    Ok(())
+}
+
+/// A new secret or token (as `farmctl config init` writes them), mode 0600.
+fn write_private(path: &Path, content: std::io::Result<String>) -> Result<(), LabError> {
+    let content = content.map_err(|e| LabError::io("the OS random number generator", e))?;
+    init::write_private(path, content.as_bytes(), true).map_err(|e| LabError::io(path, e))
 }
 
 /// Writes the config, secret, token and scripts; creates each node's log and run directories.
 pub fn write_files(l: &Layout, config_text: &str, apache: &Path) -> Result<FarmFiles, LabError> {
     let f = FarmFiles::new(l);
     write_mode(&f.config, config_text, 0o644)?;
-    write_mode(&f.secret, &random_hex(32)?, 0o600)?;
-    write_mode(&f.token, &random_hex(16)?, 0o600)?;
+    write_private(&f.secret, init::new_secret())?;
+    write_private(&f.token, init::new_token())?;
     write_mode(&f.start_both, &start_script(l, apache), 0o755)?;
     write_mode(&f.stop_both, &stop_script(l), 0o755)?;
     for i in l.node_numbers() {
@@ -335,6 +348,26 @@ mod tests {
         assert_eq!(cfg.vips[0].rules.iter().filter(|r| r.matches(Proto::Tcp, ON_PORT_TCP)).count(), 1);
         let http = cfg.checkers.iter().find(|c| c.name.to_string() == "http").unwrap();
         assert_eq!(http.action, farm_config::Action::Restart);
+    }
+
+    #[test]
+    fn each_lab_gets_its_own_random_seed() {
+        let l = Layout::new("xy", 2, 10).unwrap();
+        let (text, a) = render_config(LAB_TEMPLATE, &l, Path::new("/b")).unwrap();
+        let (_, b) = render_config(LAB_TEMPLATE, &l, Path::new("/b")).unwrap();
+        assert_eq!(a.module.hash_seed_from, farm_config::HashSeedFrom::Config, "{text}");
+        assert_eq!(a.hash_seed_warning(), None, "not the template's published seed");
+        assert_ne!(a.module.hash_seed, b.module.hash_seed);
+        // Written too when the template has none, and for a weak one; a strong one is kept.
+        let none = LAB_TEMPLATE.replace("hash_seed = \"0x3c9542e215691df9\"", "");
+        let weak = LAB_TEMPLATE.replace("0x3c9542e215691df9", "0x1ab");
+        for t in [none, weak] {
+            let c = render_config(&t, &l, Path::new("/b")).unwrap().1;
+            assert_eq!(c.module.hash_seed_from, farm_config::HashSeedFrom::Config);
+            assert_eq!(c.hash_seed_warning(), None);
+        }
+        let pinned = LAB_TEMPLATE.replace("0x3c9542e215691df9", "0x3d8f27c194abe605");
+        assert_eq!(render_config(&pinned, &l, Path::new("/b")).unwrap().1.module.hash_seed, 0x3d8f_27c1_94ab_e605);
     }
 
     #[test]
