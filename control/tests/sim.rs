@@ -13,7 +13,9 @@
 //!   exactly its new owner within one pulse;
 //! - I4: with 20% heartbeat loss and no crash, no node is ever declared dead;
 //! - convergence: after the network heals, every node publishes the same table within
-//!   `CONVERGE` (and handovers finish within the drain time).
+//!   `CONVERGE` (and handovers finish within the drain time);
+//! - I5: a restarted node never takes a replayed recording of a dead peer's heartbeats for a
+//!   live peer.
 //!
 //! `FARM_SIM_SEEDS=n` changes the number of seeds per scenario, `FARM_SIM_SEED=x` runs one.
 
@@ -25,7 +27,7 @@ mod world;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use farm_control::membership::{Mode, Takeover};
+use farm_control::membership::{Liveness, Mode, Takeover};
 use world::{NetParams, Params, Sim, MS};
 
 /// Convergence bound after the network heals and every node is back and UP: a restarted node
@@ -372,6 +374,71 @@ fn witness_pair(seed: u64) {
     }
 }
 
+/// I5: an eavesdropper records what `victim` sends to `observer`; the victim crashes, the
+/// observer restarts (new incarnation), and the recording is replayed to it, at its own pace
+/// and in bursts, on a lossy network. The observer never counts the victim alive, rejects
+/// every replayed heartbeat, and converges with the other survivors as if nothing was sent.
+fn replay_after_restart(seed: u64) {
+    let n = 2 + (seed % 4) as usize;
+    let mut p = Params::new(n);
+    p.use_codec = seed.is_multiple_of(2);
+    let mut sim = Sim::new(seed, p, NetParams::messy(0.05));
+    start_all(&mut sim, secs(0.5));
+    let t = sim.now;
+    expect_converged(&mut sim, t, "startup");
+    let victim = sim.rng.below(n as u64) as usize;
+    let observer = (victim + 1 + sim.rng.below(n as u64 - 1) as usize) % n;
+    sim.tap = Some((victim, observer));
+    let t = sim.now + sim.rng.dur(secs(0.5), secs(3.0));
+    sim.run_until(t);
+    sim.tap = None;
+    let recording = std::mem::take(&mut sim.recorded);
+    if recording.len() < 4 {
+        sim.fail(&format!("only {} heartbeats recorded", recording.len()));
+    }
+    sim.crash(victim);
+    // Sometimes the observer restarts before the survivors have noticed the crash.
+    let t = sim.now + sim.rng.dur(secs(0.0), secs(2.0));
+    sim.run_until(t);
+    sim.crash(observer);
+    let t = sim.now + sim.rng.dur(secs(0.01), secs(1.0));
+    sim.run_until(t);
+    sim.start(observer);
+    sim.set_up(observer, true);
+    let restart = sim.now;
+    // The replay: each heartbeat at its original spacing (a pulse, with jitter), in a random
+    // order of passes; some passes as one burst.
+    let mut next = restart;
+    for pass in 0..3 {
+        let burst = sim.rng.chance(0.3);
+        for hb in &recording {
+            if !burst {
+                next += sim.rng.dur(sim.p.pulse / 2, sim.p.pulse * 3 / 2);
+            }
+            sim.run_until(next);
+            match sim.inject(observer, hb) {
+                Some(Err(_)) => {}
+                r => sim.fail(&format!("replayed heartbeat (pass {pass}, seq {}) not rejected: {r:?}", hb.sequence)),
+            }
+            if sim.liveness(observer, victim) == Some(Liveness::Alive) {
+                sim.fail("I5: the restarted node counts the dead victim alive");
+            }
+        }
+    }
+    if let Some(&(t, _, _)) = sim.stats.alive_events.iter().find(|&&(t, o, d)| t >= restart && o == observer && usize::from(d) == victim) {
+        sim.fail(&format!("I5: the victim became alive for the restarted node at {t:?}"));
+    }
+    let t = sim.now;
+    expect_converged(&mut sim, t, "after the replay");
+    if sim.liveness(observer, victim) != Some(Liveness::Dead) {
+        sim.fail("the victim is not dead for the restarted node");
+    }
+    let rejects = sim.hosts[observer].node.as_ref().expect("running").rejects().clone();
+    if rejects.by_name("no_echo") == 0 {
+        sim.fail(&format!("no replayed heartbeat counted as no_echo: {rejects:?}"));
+    }
+}
+
 fn run(name: &str, seeds: Vec<u64>, f: impl Fn(u64)) {
     let t0 = std::time::Instant::now();
     let count = seeds.len();
@@ -445,4 +512,9 @@ fn sim_witness_pair() {
 #[test]
 fn sim_through_the_codec() {
     run("codec", seeds(8, 3), |s| chaos(s, Variant { use_codec: true, ..Variant::new(Takeover::Always) }));
+}
+
+#[test]
+fn sim_replay_after_restart_i5() {
+    run("replay after restart", seeds(11, 100), replay_after_restart);
 }

@@ -8,6 +8,16 @@
 //! *unknown* during the first `dead_after` and blocks every acquisition (it may be alive and
 //! own buckets).
 //!
+//! A heartbeat is *valid* when it is authenticated, fresh (its sender's incarnation and
+//! sequence are newer than any seen, [`crate::proto::ReplayGuard`]) and echoes this node's
+//! current incarnation in its acknowledgement (invariant I5). The replay guard starts empty
+//! when farmd starts; the echo is what keeps a recording of a dead peer, made before this node
+//! started, from passing for a live peer: such a heartbeat is rejected
+//! ([`crate::proto::Reject::NoEcho`], counted) and only makes this node answer. Every
+//! heartbeat acknowledges the newest authenticated heartbeat received from its destination,
+//! valid or not, so two nodes that start together hear each other after one round trip: the
+//! first heartbeat of each is not valid for the other, the answer to it is.
+//!
 //! # View, assignment
 //! The *view* is the set of live UP members with their weights; its digest also covers the
 //! shared configuration. The owner of each bucket in a view is given by [`crate::assign`]

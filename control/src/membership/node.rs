@@ -234,7 +234,27 @@ impl Node {
     /// A received datagram (from any LAN): verified, then applied. Rejections are counted
     /// ([`Node::rejects`]) and returned for debug logging.
     pub fn on_datagram(&mut self, now: Duration, bytes: &[u8]) -> Result<(), Reject> {
-        match self.codec.decode(bytes) {
+        self.on_datagram_from(now, bytes, |_| true)
+    }
+
+    /// [`Node::on_datagram`] with a check of the datagram's source: once the datagram is
+    /// authenticated, `source_ok(sender)` tells whether it came from one of the claimed
+    /// sender's configured addresses; if not, it is rejected as [`Reject::WrongSource`]
+    /// (counted) and changes nothing.
+    pub fn on_datagram_from(
+        &mut self,
+        now: Duration,
+        bytes: &[u8],
+        source_ok: impl FnOnce(u8) -> bool,
+    ) -> Result<(), Reject> {
+        let checked = self.codec.decode(bytes).and_then(|hb| {
+            if source_ok(hb.sender) {
+                Ok(hb)
+            } else {
+                Err(Reject::WrongSource(hb.sender))
+            }
+        });
+        match checked {
             Ok(hb) => self.on_heartbeat(now, &hb),
             Err(e) => {
                 self.advance(now);
@@ -245,7 +265,8 @@ impl Node {
     }
 
     /// An already decoded and authenticated heartbeat (what [`Node::on_datagram`] does after
-    /// [`Codec::decode`]); checks addressing, configuration and freshness.
+    /// [`Codec::decode`]); checks addressing, configuration, freshness and the echo of this
+    /// node's incarnation (invariant I5, [`Reject::NoEcho`]).
     pub fn on_heartbeat(&mut self, now: Duration, hb: &Heartbeat) -> Result<(), Reject> {
         self.advance(now);
         if let Err(e) = self.accept(now, hb) {
@@ -494,7 +515,21 @@ impl Node {
             Some(&i) if i != u8::MAX => usize::from(i),
             _ => return Err(Reject::UnknownSender(hb.sender)),
         };
+        let claimed = self.guard.last(hb.sender).map(|(incarnation, _)| incarnation);
         self.guard.check(hb)?;
+        // I5: only a heartbeat that echoes this incarnation proves that its sender lives now.
+        // A live sender that has not heard us yet (it or we just started) echoes us once our
+        // answer reaches it; a recording made before we started never does. Answer each new
+        // incarnation at once (a replayed stream triggers one answer per incarnation in it,
+        // sent to the sender's configured addresses).
+        let echoes = hb.ack.is_some_and(|a| a.incarnation == self.incarnation);
+        if !echoes {
+            if claimed != Some(hb.incarnation) {
+                debug!(peer = hb.sender, incarnation = hb.incarnation, "membership: heartbeat without our incarnation, answering");
+                self.peers[idx].urgent = true;
+            }
+            return Err(Reject::NoEcho);
+        }
         let p = &mut self.peers[idx];
         let new = Heard::from_heartbeat(hb);
         let (inputs_changed, peer_view_changed, drain_changed, restarted) = match &p.heard {
@@ -548,7 +583,9 @@ impl Node {
             view_digest: self.view_digest,
             generation: self.generation,
             timestamp_ns: u64::try_from(now.as_nanos()).unwrap_or(u64::MAX),
-            ack: p.heard.as_ref().map(|h| Ack { incarnation: h.incarnation, sequence: h.sequence }),
+            // The newest authenticated heartbeat from the peer, proof of liveness or not: its
+            // incarnation echoed back is what lets the peer count us alive.
+            ack: self.guard.last(p.id).map(|(incarnation, sequence)| Ack { incarnation, sequence }),
             drain: self.drain_set.clone(),
         }
     }

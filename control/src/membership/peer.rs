@@ -7,10 +7,12 @@ use crate::proto::{Ack, DrainSet, Heartbeat, NodeState};
 /// Liveness of a peer as seen by this node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Liveness {
-    /// Never heard since this node started, and the startup grace (`dead_after`) is not over:
-    /// the peer might be alive and own buckets, so this node takes none.
+    /// Never heard since this node started (no valid heartbeat echoing this node's
+    /// incarnation), and the startup grace (`dead_after`) is not over: the peer might be alive
+    /// and own buckets, so this node takes none.
     Unknown,
-    /// A valid heartbeat arrived less than `dead_after` ago.
+    /// A valid heartbeat (authenticated, fresh, echoing this node's current incarnation)
+    /// arrived less than `dead_after` ago.
     Alive,
     /// No valid heartbeat for `dead_after`.
     Dead,
@@ -43,13 +45,11 @@ pub struct PeerInfo {
     pub draining: u32,
 }
 
-/// The latest authenticated heartbeat of the peer's current incarnation, reduced to what the
-/// protocol uses.
+/// The latest valid heartbeat of the peer (one that echoed this node's incarnation), reduced
+/// to what the protocol uses.
 #[derive(Clone, Debug)]
 pub(crate) struct Heard {
     pub(crate) incarnation: u64,
-    /// Highest sequence accepted (acknowledged back to the peer).
-    pub(crate) sequence: u64,
     pub(crate) state: NodeState,
     pub(crate) weight: u16,
     pub(crate) active: bool,
@@ -65,7 +65,6 @@ impl Heard {
     pub(crate) fn from_heartbeat(hb: &Heartbeat) -> Heard {
         Heard {
             incarnation: hb.incarnation,
-            sequence: hb.sequence,
             state: hb.state,
             weight: hb.weight,
             active: hb.active,

@@ -16,6 +16,9 @@ struct Net {
     nodes: Vec<Option<Node>>,
     inflight: Vec<(Duration, Heartbeat)>,
     cut: Vec<(u8, u8)>,
+    /// Heartbeats sent from `.0` to `.1` are also recorded here (an eavesdropper).
+    tap: Option<(u8, u8)>,
+    recorded: Vec<Heartbeat>,
 }
 
 fn cfg(id: u8, ids: &[u8]) -> Config {
@@ -34,7 +37,7 @@ impl Net {
                 Some(Node::new(c, SECRET, 1, Duration::ZERO).unwrap())
             })
             .collect();
-        Net { now: Duration::ZERO, nodes, inflight: Vec::new(), cut: Vec::new() }
+        Net { now: Duration::ZERO, nodes, inflight: Vec::new(), cut: Vec::new(), tap: None, recorded: Vec::new() }
     }
 
     fn node(&mut self, i: usize) -> &mut Node {
@@ -44,6 +47,9 @@ impl Net {
     fn apply(&mut self, actions: Vec<Action>) {
         for a in actions {
             if let Action::Send(hb) = a {
+                if self.tap == Some((hb.sender, hb.dest)) {
+                    self.recorded.push(hb.clone());
+                }
                 if !self.cut.contains(&(hb.sender, hb.dest)) {
                     self.inflight.push((self.now + MS, hb));
                 }
@@ -255,4 +261,92 @@ fn stall_fences_the_node() {
     net.run_until(Duration::from_millis(2400));
     assert!(net.owners().iter().all(|o| o.len() == 1));
     assert!(net.node(1).owned_count() > 0, "back after the handshake");
+}
+
+#[test]
+fn two_fresh_nodes_hear_each_other_after_one_round_trip() {
+    let mut net = Net::new(&[0, 1], |_| {});
+    net.set_state(0, NodeState::Up);
+    net.set_state(1, NodeState::Up);
+    // 1 ms per hop: the first heartbeats cross (neither echoes the other), the answers echo.
+    net.run_until(Duration::from_millis(5));
+    for i in 0..2 {
+        let n = net.node(i);
+        assert_eq!(n.peers()[0].liveness, Liveness::Alive, "node {i}");
+        assert!(n.rejects().get(crate::proto::Reject::NoEcho) >= 1, "node {i}: the first heartbeat is no proof");
+    }
+}
+
+/// I5: node 0 restarts while node 2 is dead; a recording of node 2's heartbeats to node 0
+/// (made while both lived, so they echo node 0's previous incarnation) is replayed to it.
+#[test]
+fn replayed_heartbeats_of_a_dead_peer_do_not_revive_it_after_a_restart() {
+    use crate::proto::Reject;
+    let ids = [0, 1, 2];
+    let mut net = Net::new(&ids, |_| {});
+    for i in 0..3 {
+        net.set_state(i, NodeState::Up);
+    }
+    net.run_until(Duration::from_millis(300));
+    net.tap = Some((2, 0));
+    net.run_until(Duration::from_millis(1300));
+    net.tap = None;
+    let recording = std::mem::take(&mut net.recorded);
+    assert!(recording.len() >= 9, "{}", recording.len());
+    assert!(recording.iter().all(|hb| hb.ack.is_some_and(|a| a.incarnation == 1)));
+
+    net.nodes[2] = None;
+    net.run_until(Duration::from_millis(2500));
+    let restart = net.now;
+    net.nodes[0] = Some(Node::new(cfg(0, &ids), SECRET, 2, restart).unwrap());
+    net.set_state(0, NodeState::Up);
+    // The recording, at its own pace and then all at once again, through the codec.
+    let mut replay: Vec<Heartbeat> = recording.clone();
+    replay.extend(recording.iter().cloned());
+    for (k, hb) in replay.iter().enumerate() {
+        net.run_until(restart + Duration::from_millis(100) * k.min(recording.len()) as u32 + MS);
+        let now = net.now;
+        let n0 = net.node(0);
+        let bytes = n0.codec().encode(hb).unwrap();
+        let r = n0.on_datagram(now, &bytes);
+        let want = if k < recording.len() { Reject::NoEcho } else { Reject::Stale };
+        if k + 1 != recording.len() * 2 {
+            assert_eq!(r, Err(want), "replayed heartbeat {k}");
+        } else {
+            assert_eq!(r, Err(Reject::Duplicate), "the last one, again");
+        }
+        assert_ne!(net.node(0).peers()[1].liveness, Liveness::Alive, "node 2 alive after replay {k}");
+    }
+    net.run_until(restart + Duration::from_secs(3));
+    let n0 = net.node(0);
+    assert_eq!(n0.peers()[1].liveness, Liveness::Dead);
+    assert!(n0.peers()[1].incarnation.is_none(), "nothing of node 2 was taken as heard");
+    // The replay, and node 1's first heartbeat to the new incarnation.
+    assert_eq!(n0.rejects().get(Reject::NoEcho), recording.len() as u64 + 1);
+    assert_eq!(n0.view(), 0b011);
+    let owners = net.owners();
+    assert!(owners.iter().all(|o| o.len() == 1 && o[0] != 2), "every bucket owned by a live node: {owners:?}");
+}
+
+#[test]
+fn heartbeats_from_a_wrong_source_change_nothing() {
+    use crate::proto::Reject;
+    let mut net = Net::new(&[0, 1], |_| {});
+    net.tap = Some((1, 0));
+    net.set_state(1, NodeState::Up);
+    let hb = net.recorded[0].clone();
+    let bytes = net.node(0).codec().encode(&hb).unwrap();
+    let mut asked = None;
+    let r = net.node(0).on_datagram_from(MS, &bytes, |sender| {
+        asked = Some(sender);
+        false
+    });
+    assert_eq!(r, Err(Reject::WrongSource(1)));
+    assert_eq!(asked, Some(1), "asked about the authenticated sender");
+    assert_eq!(net.node(0).rejects().by_name("wrong_source"), 1);
+    // Not recorded by the replay guard: the same datagram from the right source counts (as
+    // the first, not yet echoing heartbeat of node 1).
+    assert_eq!(net.node(0).on_datagram_from(MS, &bytes, |_| true), Err(Reject::NoEcho));
+    // Garbage never reaches the source check.
+    assert_eq!(net.node(0).on_datagram_from(MS, &[0; 8], |_| panic!("asked")), Err(Reject::Truncated { len: 8 }));
 }

@@ -33,9 +33,14 @@
 //! [`MAX_DATAGRAM`] bytes: at most [`MAX_RUNS`] drain runs; larger drain sets are coarsened
 //! (see [`DrainSet::coarsen`]).
 //!
-//! Each heartbeat is addressed to one peer (`dest`) and acknowledges the last sequence the
-//! sender received from that peer: the handover protocol (`membership`) needs to know that a
-//! peer's statement was made *after* it heard ours.
+//! Each heartbeat is addressed to one peer (`dest`) and acknowledges the newest authenticated
+//! heartbeat the sender received from that peer, (incarnation, sequence): the handover
+//! protocol (`membership`) needs to know that a peer's statement was made *after* it heard
+//! ours. The acknowledged incarnation is also the *echo* of invariant I5: a receiver counts
+//! the sender alive only on heartbeats that echo the receiver's current incarnation, which a
+//! heartbeat recorded before the receiver (re)started cannot do ([`Reject::NoEcho`]). The
+//! HMAC covers the echo, so it cannot be forged without the secret. See
+//! `docs/threat-model.md`.
 
 mod codec;
 mod drain;
@@ -107,7 +112,8 @@ impl fmt::Display for NodeState {
     }
 }
 
-/// The last heartbeat the sender received from the destination.
+/// The newest authenticated heartbeat the sender received from the destination (whether or
+/// not it proved the destination alive): the destination's incarnation echoed back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Ack {
     /// The destination's incarnation.
@@ -148,7 +154,8 @@ pub struct Heartbeat {
     pub generation: u64,
     /// Sender's clock when sending, ns (informational).
     pub timestamp_ns: u64,
-    /// The last heartbeat the sender received from `dest`, if any.
+    /// The newest heartbeat the sender received from `dest`, if any (the echo of `dest`'s
+    /// incarnation).
     pub ack: Option<Ack>,
     /// Buckets the sender still drains.
     pub drain: DrainSet,

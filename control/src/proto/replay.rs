@@ -52,11 +52,21 @@ pub enum Reject {
     /// replay).
     #[error("duplicate heartbeat")]
     Duplicate,
+    /// Authenticated, but from a source address that is none of the claimed sender's
+    /// configured heartbeat addresses (checked by the daemon, which knows the addresses).
+    #[error("heartbeat of node {0} from an address not configured for it")]
+    WrongSource(u8),
+    /// Authenticated and fresh, but it does not echo this node's current incarnation: the
+    /// sender has not heard this incarnation (yet), or it is a recording made before this node
+    /// restarted. No evidence that the sender is alive now (invariant I5); answered with a
+    /// heartbeat that the sender, if alive, echoes within a round trip.
+    #[error("heartbeat does not echo our incarnation")]
+    NoEcho,
 }
 
 impl Reject {
     /// Every reason's counter name, in [`Reject::index`] order.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 14] = [
         "truncated",
         "bad_length",
         "bad_version",
@@ -69,6 +79,8 @@ impl Reject {
         "old_incarnation",
         "stale",
         "duplicate",
+        "wrong_source",
+        "no_echo",
     ];
 
     /// Index of this reason's counter.
@@ -86,6 +98,8 @@ impl Reject {
             Reject::OldIncarnation => 9,
             Reject::Stale => 10,
             Reject::Duplicate => 11,
+            Reject::WrongSource(_) => 12,
+            Reject::NoEcho => 13,
         }
     }
 

@@ -6,8 +6,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
-use farm_control::membership::{Action, Config, Event, Mode, Node, Takeover};
-use farm_control::proto::{Heartbeat, NodeState};
+use farm_control::membership::{Action, Config, Event, Liveness, Mode, Node, Takeover};
+use farm_control::proto::{Heartbeat, NodeState, Reject};
 use farm_table::BucketEntry;
 
 use super::rng::Rng;
@@ -177,6 +177,8 @@ pub struct Stats {
     /// Longest time a bucket released by a live node stayed unowned before its new owner
     /// took it.
     pub max_handover_gap: Duration,
+    /// (time, observer, peer) of every `PeerAlive` event.
+    pub alive_events: Vec<(Duration, usize, u8)>,
 }
 
 pub struct Sim {
@@ -207,6 +209,9 @@ pub struct Sim {
     pub loss_streak: Vec<Vec<u32>>,
     /// `FARM_SIM_TRACE_PAIR=a,b`: log every datagram between a and b.
     trace_pair: Option<(usize, usize)>,
+    /// An eavesdropper: every heartbeat sent from `.0` to `.1` is also appended to `recorded`.
+    pub tap: Option<(usize, usize)>,
+    pub recorded: Vec<Heartbeat>,
 }
 
 impl Sim {
@@ -249,6 +254,8 @@ impl Sim {
                 let (a, b) = v.split_once(',')?;
                 Some((a.parse().ok()?, b.parse().ok()?))
             }),
+            tap: None,
+            recorded: Vec::new(),
             p,
         };
         if sim.p.check_i2 {
@@ -517,6 +524,28 @@ impl Sim {
         self.push(next + jitter, Kind::Timer { node: i, gen });
     }
 
+    /// An attacker's datagram: `hb` encoded with the shared secret (a recorded heartbeat
+    /// replayed as is) and received by node `to` now. Returns what the node made of it (`None`:
+    /// node `to` is not running).
+    pub fn inject(&mut self, to: usize, hb: &Heartbeat) -> Option<Result<(), Reject>> {
+        if self.hosts[to].node.is_none() || self.hosts[to].paused {
+            return None;
+        }
+        self.note(format!("inject n{}->n{to} inc {:#x} seq {}", hb.sender, hb.incarnation, hb.sequence));
+        let mut r = None;
+        self.step_node(to, |n, now| {
+            let bytes = n.codec().encode(hb).expect("encodable");
+            r = Some(n.on_datagram(now, &bytes));
+        });
+        r
+    }
+
+    /// How node `observer` sees node `peer` (`None`: `observer` is not running).
+    pub fn liveness(&self, observer: usize, peer: usize) -> Option<Liveness> {
+        let n = self.hosts[observer].node.as_ref()?;
+        n.peers().into_iter().find(|p| usize::from(p.id) == peer).map(|p| p.liveness)
+    }
+
     fn witness_vote(&mut self, i: usize) -> Option<bool> {
         if !self.p.witness {
             return None;
@@ -585,6 +614,7 @@ impl Sim {
                             }
                         }
                         Event::Stalled { .. } => self.stats.stalls += 1,
+                        Event::PeerAlive { id, .. } => self.stats.alive_events.push((self.now, i, *id)),
                         _ => {}
                     }
                     self.note(format!("n{i}: {e:?}"));
@@ -599,6 +629,9 @@ impl Sim {
 
     fn send(&mut self, from: usize, hb: Heartbeat) {
         let to = usize::from(hb.dest);
+        if self.tap == Some((from, to)) {
+            self.recorded.push(hb.clone());
+        }
         if to >= self.p.n || self.cut[from][to] {
             return;
         }
