@@ -41,6 +41,15 @@ pub struct NetCounters {
     pub tx_errors: u64,
 }
 
+/// True if a datagram received from `from` may come from a node whose heartbeat addresses
+/// are `configured`: the same address and port as one of them (a node sends from its bound
+/// heartbeat socket). A check against misrouted and casually replayed datagrams, not against
+/// spoofing on the LAN (see `docs/threat-model.md`).
+pub fn source_matches(configured: &[SocketAddr], from: SocketAddr) -> bool {
+    let from_ip = from.ip().to_canonical();
+    configured.iter().any(|c| c.port() == from.port() && c.ip().to_canonical() == from_ip)
+}
+
 /// Binds one socket per LAN. Fails if an address cannot be bound at all (e.g. the port is in
 /// use: another farmd for this node already runs).
 pub fn bind_all(addrs: &[SocketAddr], registry: &Registry, first_token: usize) -> io::Result<Vec<LanSocket>> {
@@ -148,6 +157,20 @@ mod tests {
         // A second socket on the same address and port is refused (one farmd per node).
         let taken = socks[1].local_addr().unwrap();
         assert!(bind_all(&[taken], poll.registry(), 20).is_err());
+    }
+
+    #[test]
+    fn source_must_be_a_configured_address_and_port() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let conf = [addr("198.18.0.2:4790"), addr("[fd00::2]:4790")];
+        assert!(source_matches(&conf, addr("198.18.0.2:4790")));
+        assert!(source_matches(&conf, addr("[fd00::2]:4790")));
+        // IPv4-mapped form of a configured IPv4 address (a dual-stack socket would see it).
+        assert!(source_matches(&conf, addr("[::ffff:198.18.0.2]:4790")));
+        assert!(!source_matches(&conf, addr("198.18.0.3:4790")), "another node's address");
+        assert!(!source_matches(&conf, addr("198.18.0.2:4791")), "another port");
+        assert!(!source_matches(&conf, addr("[fd00::3]:4790")));
+        assert!(!source_matches(&[], addr("198.18.0.2:4790")), "an unconfigured node");
     }
 
     #[test]

@@ -247,10 +247,17 @@ impl Daemon {
         let mut more = false;
         let node = &mut self.node;
         let rx = &mut self.counters.rx;
+        let peer_addrs = &self.peer_addrs;
         for s in &mut self.sockets {
-            more |= s.recv_some(buf, RX_BURST, |bytes, from| match node.on_datagram(mnow, bytes) {
-                Ok(()) => *rx += 1,
-                Err(e) => debug!(%from, reason = e.name(), "heartbeat rejected: {e}"),
+            more |= s.recv_some(buf, RX_BURST, |bytes, from| {
+                // Authenticated, it must also come from one of its sender's addresses (an
+                // unconfigured sender is rejected as such by the membership).
+                let source_ok =
+                    |id: u8| peer_addrs.get(usize::from(id)).is_none_or(|a| a.is_empty() || net::source_matches(a, from));
+                match node.on_datagram_from(mnow, bytes, source_ok) {
+                    Ok(()) => *rx += 1,
+                    Err(e) => debug!(%from, reason = e.name(), "heartbeat rejected: {e}"),
+                }
             });
         }
         self.rx_pending = more;
