@@ -17,13 +17,24 @@ CARGO_TARGET_DIR=/var/tmp/farm-target cargo build --release --quiet --manifest-p
     -p farm-control -p farm-dataplane --bins
 install -m 0755 /var/tmp/farm-target/release/{farmd,farmctl,farm-dataplane} /usr/local/bin/
 
-# Configuration: one file for every node; the secret is made once, on the host's share.
-install -d -m 0700 /etc/farm /etc/farm/web
-install -m 0644 "$repo/vagrant/farm.toml" /etc/farm/farm.toml
-if [ ! -s "$repo/vagrant/.secret" ]; then
-    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$repo/vagrant/.secret"
+# Configuration: one file for every node. The first node provisioned makes the cluster's
+# secrets once with `farmctl config init` (a random hash_seed written into a copy of farm.toml,
+# the heartbeat secret and the API token), in a local directory (modes 0600 hold there), then
+# puts them on the host's share (vagrant/.cluster/, git-ignored); every node installs them.
+cluster="$repo/vagrant/.cluster"
+if [ ! -s "$cluster/farm.toml" ]; then
+    tmp=$(mktemp -d)
+    cp "$repo/vagrant/farm.toml" "$tmp/farm.toml"
+    farmctl --config "$tmp/farm.toml" config init --secret-file "$tmp/web.secret" --token-file "$tmp/web.token"
+    mkdir -p "$cluster"
+    cp "$tmp/web.secret" "$tmp/web.token" "$cluster/"
+    cp "$tmp/farm.toml" "$cluster/farm.toml"     # last: its presence means the set is complete
+    rm -rf "$tmp"
 fi
-install -m 0600 "$repo/vagrant/.secret" /etc/farm/web.secret
+install -d -m 0700 /etc/farm /etc/farm/web
+install -m 0640 "$cluster/farm.toml" /etc/farm/farm.toml    # holds the hash seed
+install -m 0600 "$cluster/web.secret" /etc/farm/web.secret
+install -m 0600 "$cluster/web.token" /etc/farm/web.token
 install -m 0755 "$repo/configs/scripts/apache/start_both" "$repo/configs/scripts/apache/stop_both" /etc/farm/web/
 farmctl config check /etc/farm/farm.toml
 

@@ -135,10 +135,20 @@ pub fn run(config: &Path, args: &InitArgs) -> Result<u8> {
     // What the other nodes need.
     let mut copy: Vec<String> = Vec::new();
     if existing.is_some() {
-        copy.push(format!("{origin} (the same file on every node: it holds hash_seed)"));
+        copy.push(format!("{origin} (the configuration, the same on every node: it holds hash_seed)"));
     }
-    copy.extend(files.iter().map(|(what, p)| format!("{} ({what}, mode 0600)", p.display())));
-    println!("copy to every other node of the cluster, to the same paths (e.g. scp -p, or install -m 0600):");
+    copy.extend(files.iter().map(|(what, p)| {
+        // Written elsewhere than the configuration says (--secret-file, --token-file).
+        let configured = cfg.as_ref().and_then(|c| match *what {
+            "API token" => c.api.token_file.clone(),
+            _ => Some(c.module.secret_file.clone()),
+        });
+        match configured.filter(|c| c != p) {
+            Some(c) => format!("{} -> {} ({what}, mode 0600; the path the configuration names)", p.display(), c.display()),
+            None => format!("{} ({what}, mode 0600, same path)", p.display()),
+        }
+    }));
+    println!("copy to every other node of the cluster, same content, same mode (e.g. scp -p, or install -m 0600):");
     for c in &copy {
         println!("  {c}");
     }
