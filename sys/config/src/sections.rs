@@ -322,8 +322,27 @@ pub struct Api {
     /// Listen address (default `0.0.0.0:9010`).
     #[serde(deserialize_with = "crate::types::ip::socket")]
     pub listen: SocketAddr,
-    /// File holding the bearer token for POST endpoints; without it POST is refused.
+    /// File holding the bearer token for POST endpoints over TCP; without it POST over TCP is
+    /// refused (the root-only Unix socket in `run_dir` needs no token).
     pub token_file: Option<PathBuf>,
+    /// Time a client has, from its connection, to send a complete request head (default 2s);
+    /// then the connection is closed.
+    #[serde(deserialize_with = "positive_duration")]
+    pub header_timeout: Duration,
+    /// TCP connections served at once (default 1024); past it a new connection takes the
+    /// place of the oldest idle one.
+    pub max_connections: std::num::NonZeroU32,
+    /// TCP connections served at once from one client address (default 16); past it a new
+    /// connection takes the place of that address's oldest idle one.
+    pub max_connections_per_address: std::num::NonZeroU32,
+}
+
+fn positive_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let v = duration::deserialize(d)?;
+    if v.is_zero() {
+        return Err(serde::de::Error::custom("expected a duration above zero"));
+    }
+    Ok(v)
 }
 
 impl Default for Api {
@@ -331,6 +350,9 @@ impl Default for Api {
         Api {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9010),
             token_file: None,
+            header_timeout: Duration::from_secs(2),
+            max_connections: std::num::NonZeroU32::new(1024).unwrap_or(std::num::NonZeroU32::MIN),
+            max_connections_per_address: std::num::NonZeroU32::new(16).unwrap_or(std::num::NonZeroU32::MIN),
         }
     }
 }
