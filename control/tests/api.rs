@@ -21,12 +21,7 @@ struct Fixture {
 fn fixture(token: Option<&str>) -> Fixture {
     let status = api::shared_status(Status { module: "web".into(), node: "n1".into(), ..Default::default() });
     let (tx, commands) = channel::unbounded();
-    let settings = ApiSettings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        module: "web".into(),
-        token: token.map(str::to_string),
-        workers: 2,
-    };
+    let settings = ApiSettings::new("127.0.0.1:0".parse().unwrap(), "web", token.map(str::to_string));
     let server = ApiServer::start(settings, status.clone(), tx).unwrap();
     let base = format!("http://{}", server.local_addr());
     let agent = ureq::Agent::config_builder()

@@ -39,7 +39,7 @@ fn env() -> Env {
     let root = dir.path().to_path_buf();
     let status = api::shared_status(Status { module: "web".into(), node: "n1".into(), ..Default::default() });
     let (tx, commands) = channel::unbounded();
-    let settings = ApiSettings { listen: "127.0.0.1:0".parse().unwrap(), module: "web".into(), token: Some(TOKEN.into()), workers: 1 };
+    let settings = ApiSettings::new("127.0.0.1:0".parse().unwrap(), "web", Some(TOKEN.into()));
     let server = ApiServer::start(settings, status.clone(), tx).unwrap();
     private(&root.join("secret"), "0123456789abcdef0123456789abcdef");
     private(&root.join("token"), &format!("{TOKEN}\n"));
@@ -55,6 +55,7 @@ hash_seed = "0x5eed"
 buckets = 256
 secret_file = "{root}/secret"
 log_dir = "{root}/log/{{node}}"
+run_dir = "{root}/run"
 
 [[node]]
 name = "n1"

@@ -1,16 +1,29 @@
 //! The API's HTTP/1.1 transport: [`hyper`] 1.x on a current-thread tokio runtime that runs in
-//! one dedicated thread (no worker pool, no blocking pool: farmd stays small).
+//! one dedicated thread (no worker pool, no blocking pool: farmd stays small), on a TCP
+//! listener and, optionally, on a Unix socket that only root (or farmd's own user) may use.
 //!
 //! Every size and time is bounded before anything is allocated or awaited:
 //! - request head at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`] headers (hyper answers 431),
-//!   read within [`HEADER_TIMEOUT`] (hyper closes the connection);
+//!   received within [`Limits::header_timeout`] of the accept (else the connection is closed);
 //! - request body at most [`MAX_BODY`] bytes: a larger `Content-Length` is refused with 413
 //!   before anything is read, and the body is read through [`Limited`] (413 past the limit)
-//!   within [`BODY_TIMEOUT`] (408); chunked bodies are refused with 501;
-//! - at most [`MAX_CONNECTIONS`] connections at once (more are closed at once), each cut off
-//!   after [`CONNECTION_DEADLINE`] (the times and the connection count are the defaults of
-//!   [`Limits`]);
-//! - one request per connection (`Connection: close`).
+//!   within [`Limits::body_timeout`] (408); chunked bodies are refused with 501;
+//! - each connection cut off after [`Limits::connection_deadline`];
+//! - one request per connection (`Connection: close`): there are no idle keep-alive
+//!   connections.
+//!
+//! Floods of idle or slow (slowloris) connections must not take the health URL down, since
+//! cloud load balancers decide on it. The connections are kept in a table ([`super::conns`])
+//! with two limits, [`Limits::max_connections_per_address`] and [`Limits::max_connections`]:
+//! a new connection past a limit takes the place of the oldest idle one (lingering after its
+//! answer, or still waiting for a complete request), and is refused only when everything in
+//! its way is busy answering. Evicted and refused connections are reset (no TIME_WAIT kept
+//! here). The accept loop is the runtime's main future, so no number of connection tasks can
+//! starve it; it accepts in batches of [`ACCEPT_BATCH`] and lets the new connections read their
+//! requests in between. When the process is out of file descriptors it evicts an idle
+//! connection to get one back. Each connection holds two descriptors (see [`serve`]): the
+//! global limit is lowered at start to what `RLIMIT_NOFILE` allows (farmd raises its soft limit
+//! to the hard one first).
 //!
 //! Why not `tiny_http`: its 0.12 release (the latest) drains an unread request body by
 //! allocating a buffer of the declared `Content-Length`, so one unauthenticated request with
@@ -22,6 +35,9 @@
 use std::convert::Infallible;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -33,9 +49,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::sync::oneshot;
+use tokio::time::{sleep_until, timeout, timeout_at, Instant};
+
+use super::conns::{ConnState, ConnTable, Origin, Phase, Slot, TableLimits};
 
 /// Largest request head (request line and headers).
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -43,33 +62,86 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 48;
 /// Largest request body.
 pub const MAX_BODY: usize = 64 * 1024;
-/// Time limit for receiving the request head.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time limit for receiving the request head, from the accept (`[api] header_timeout`).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time limit for receiving the request body (answered with 408).
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time limit of a whole connection, answer included (then it is closed).
 pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(15);
-/// Connections served at once.
-pub const MAX_CONNECTIONS: usize = 64;
+/// TCP connections at once (`[api] max_connections`).
+pub const MAX_CONNECTIONS: usize = 1024;
+/// TCP connections at once from one client address (`[api] max_connections_per_address`).
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 16;
+/// Connections at once over the Unix socket.
+pub const MAX_UNIX_CONNECTIONS: usize = 16;
+/// The TCP listener's backlog (the kernel caps it at `net.core.somaxconn`).
+pub const LISTEN_BACKLOG: i32 = 1024;
+/// Connections accepted before the new connections' tasks get to run.
+pub const ACCEPT_BATCH: usize = 16;
+/// File descriptors kept for the rest of farmd when the connection limit is fitted to
+/// `RLIMIT_NOFILE`.
+const FD_RESERVE: u64 = 256;
 
 /// The server's time and connection limits (sizes are the constants [`MAX_HEAD`],
 /// [`MAX_HEADERS`] and [`MAX_BODY`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Time limit for receiving the request head (then the connection is closed).
+    /// Time limit for receiving the request head, from the accept (then the connection is
+    /// closed).
     pub header_timeout: Duration,
     /// Time limit for receiving the request body (then 408).
     pub body_timeout: Duration,
     /// Time limit of a whole connection, answer included.
     pub connection_deadline: Duration,
-    /// Connections served at once (at least 1; more are closed at once).
+    /// TCP connections at once (at least 1; past it the oldest idle one is evicted).
     pub max_connections: usize,
+    /// TCP connections at once from one client address (at least 1; past it the oldest idle
+    /// one of that address is evicted).
+    pub max_connections_per_address: usize,
 }
 
 impl Default for Limits {
-    /// [`HEADER_TIMEOUT`], [`BODY_TIMEOUT`], [`CONNECTION_DEADLINE`], [`MAX_CONNECTIONS`].
+    /// [`HEADER_TIMEOUT`], [`BODY_TIMEOUT`], [`CONNECTION_DEADLINE`], [`MAX_CONNECTIONS`],
+    /// [`MAX_CONNECTIONS_PER_ADDRESS`].
     fn default() -> Limits {
-        Limits { header_timeout: HEADER_TIMEOUT, body_timeout: BODY_TIMEOUT, connection_deadline: CONNECTION_DEADLINE, max_connections: MAX_CONNECTIONS }
+        Limits {
+            header_timeout: HEADER_TIMEOUT,
+            body_timeout: BODY_TIMEOUT,
+            connection_deadline: CONNECTION_DEADLINE,
+            max_connections: MAX_CONNECTIONS,
+            max_connections_per_address: MAX_CONNECTIONS_PER_ADDRESS,
+        }
+    }
+}
+
+impl Limits {
+    /// From the `[api]` section of the configuration (the other times are the defaults).
+    pub fn from_config(api: &farm_config::Api) -> Limits {
+        Limits {
+            header_timeout: api.header_timeout,
+            max_connections: api.max_connections.get() as usize,
+            max_connections_per_address: api.max_connections_per_address.get() as usize,
+            ..Limits::default()
+        }
+    }
+
+    /// The connection limit lowered so that two descriptors per connection, the Unix
+    /// socket's connections and a reserve fit under the soft `RLIMIT_NOFILE`.
+    fn fitted_to_fd_limit(self) -> Limits {
+        use nix::sys::resource::{getrlimit, Resource};
+        let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) else { return self };
+        let room = (soft.saturating_sub(FD_RESERVE) / 2).saturating_sub(MAX_UNIX_CONNECTIONS as u64).max(1);
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        if self.max_connections <= room {
+            return self;
+        }
+        tracing::warn!(
+            max_connections = self.max_connections,
+            fd_soft_limit = soft,
+            lowered_to = room,
+            "API: [api] max_connections does not fit the file descriptor limit (2 per connection); raise LimitNOFILE"
+        );
+        Limits { max_connections: room, ..self }
     }
 }
 /// hyper's connection buffer (it must hold a whole request head).
@@ -90,8 +162,11 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     /// Body (at most [`MAX_BODY`] bytes).
     pub body: Vec<u8>,
-    /// The client.
+    /// The client (`None` over the Unix socket).
     pub peer: Option<SocketAddr>,
+    /// Came over the Unix socket, whose peers are root or farmd's own user (checked with
+    /// `SO_PEERCRED` at accept).
+    pub unix: bool,
 }
 
 impl HttpRequest {
@@ -164,29 +239,49 @@ fn to_hyper(resp: HttpResponse) -> Response<Full<Bytes>> {
     out
 }
 
+/// Where a connection comes from, for the request.
+#[derive(Clone, Copy, Debug)]
+struct Client {
+    peer: Option<SocketAddr>,
+    unix: bool,
+}
+
 /// Reads the request (body within its limits) and asks the handler.
-async fn answer(handler: &dyn Handler, req: Request<Incoming>, peer: SocketAddr, body_timeout: Duration) -> HttpResponse {
+async fn answer(handler: &dyn Handler, req: Request<Incoming>, client: Client, body_timeout: Duration, state: &ConnState) -> HttpResponse {
+    state.set_phase(Phase::Body);
     let (parts, body) = req.into_parts();
     let headers = parts
         .headers
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).trim().to_string()))
         .collect();
-    let mut req =
-        HttpRequest { method: parts.method.as_str().to_string(), path: parts.uri.path().to_string(), headers, body: Vec::new(), peer: Some(peer) };
+    let mut req = HttpRequest {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        headers,
+        body: Vec::new(),
+        peer: client.peer,
+        unix: client.unix,
+    };
+    // Nothing more is read from here on: the connection is busy answering.
+    let refuse = |code, msg: &str| {
+        state.set_phase(Phase::Answering);
+        json_error(code, msg)
+    };
     if parts.headers.contains_key(TRANSFER_ENCODING) {
-        return json_error(501, "chunked request bodies are not supported; send Content-Length");
+        return refuse(501, "chunked request bodies are not supported; send Content-Length");
     }
     // hyper has checked Content-Length; the body's size hint is that length.
     if body.size_hint().lower() > MAX_BODY as u64 {
-        return json_error(413, &format!("body larger than {MAX_BODY} bytes"));
+        return refuse(413, &format!("body larger than {MAX_BODY} bytes"));
     }
     match timeout(body_timeout, Limited::new(body, MAX_BODY).collect()).await {
-        Err(_) => return json_error(408, "request too slow"),
-        Ok(Err(e)) if e.is::<LengthLimitError>() => return json_error(413, &format!("body larger than {MAX_BODY} bytes")),
-        Ok(Err(e)) => return json_error(400, &format!("cannot read the body: {e}")),
+        Err(_) => return refuse(408, "request too slow"),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => return refuse(413, &format!("body larger than {MAX_BODY} bytes")),
+        Ok(Err(e)) => return refuse(400, &format!("cannot read the body: {e}")),
         Ok(Ok(collected)) => req.body = collected.to_bytes().to_vec(),
     }
+    state.set_phase(Phase::Answering);
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.handle(&req))).unwrap_or_else(|_| json_error(500, "internal error"))
 }
 
@@ -203,73 +298,228 @@ fn builder(limits: &Limits) -> http1::Builder {
     b
 }
 
-/// Serves one connection, then closes it politely.
-async fn serve(stream: TcpStream, peer: SocketAddr, handler: Arc<dyn Handler>, limits: Limits, builder: http1::Builder, _permit: OwnedSemaphorePermit) {
-    let _ = stream.set_nodelay(true);
-    // A second descriptor of the socket: hyper drops its own when done (or on an error), and
-    // this one keeps the socket open for the drain below.
-    let spare = match socket2::SockRef::from(&stream).try_clone() {
-        Ok(s) => std::net::TcpStream::from(s),
+/// Reads and discards from a tokio stream until EOF, an error, `$end` or [`LINGER_BYTES`].
+macro_rules! drain {
+    ($stream:expr, $end:expr) => {{
+        let mut sink = [0u8; 4096];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match timeout_at($end, $stream.readable()).await {
+                Ok(Ok(())) => match $stream.try_read(&mut sink) {
+                    Ok(0) => break,
+                    Ok(n) => drained += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                },
+                _ => break,
+            }
+        }
+    }};
+}
+
+/// A second descriptor of a connection's socket: hyper drops its own when done (or on an
+/// error), and this one keeps the socket open for the drain of [`Spare::linger`].
+enum Spare {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+/// A connection's stream (TCP or Unix).
+trait Stream: AsyncRead + AsyncWrite + AsFd + Unpin + Send + 'static {
+    fn spare(&self) -> io::Result<Spare>;
+}
+
+impl Stream for TcpStream {
+    fn spare(&self) -> io::Result<Spare> {
+        Ok(Spare::Tcp(self.as_fd().try_clone_to_owned()?.into()))
+    }
+}
+
+impl Stream for UnixStream {
+    fn spare(&self) -> io::Result<Spare> {
+        Ok(Spare::Unix(self.as_fd().try_clone_to_owned()?.into()))
+    }
+}
+
+impl Spare {
+    /// Closes with a reset (an evicted connection: no FIN handshake, no TIME_WAIT here).
+    fn reset(self) {
+        if let Spare::Tcp(s) = &self {
+            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+        }
+    }
+
+    /// Half-closes the socket and discards what the client still sends, for at most
+    /// [`LINGER`] and [`LINGER_BYTES`]: closing a socket with unread input resets the
+    /// connection, and the client could lose the answer (e.g. a 413 sent before its body was
+    /// read).
+    async fn linger(self) {
+        let end = Instant::now() + LINGER;
+        match self {
+            Spare::Tcp(s) => {
+                let _ = s.shutdown(Shutdown::Write);
+                if let Ok(s) = TcpStream::from_std(s) {
+                    drain!(s, end);
+                }
+            }
+            Spare::Unix(s) => {
+                let _ = s.shutdown(Shutdown::Write);
+                if let Ok(s) = UnixStream::from_std(s) {
+                    drain!(s, end);
+                }
+            }
+        }
+    }
+}
+
+
+/// Completes when the header timeout has passed and the head is still not in.
+async fn head_overdue(state: &ConnState, deadline: Instant) {
+    sleep_until(deadline).await;
+    if state.phase() != Phase::Head {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// How a connection's exchange ended.
+enum End {
+    Answered,
+    Failed(hyper::Error),
+    TooSlow,
+    HeadTooSlow,
+    Evicted,
+}
+
+/// Serves one connection (holding its `slot` in the table until it ends), then closes it
+/// politely, or at once with a reset when it is evicted.
+async fn serve<S: Stream>(stream: S, client: Client, handler: Arc<dyn Handler>, limits: Limits, builder: http1::Builder, slot: Slot, accepted: Instant) {
+    let spare = match stream.spare() {
+        Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "API: cannot duplicate a connection's socket");
             return;
         }
     };
+    let state = slot.state.clone();
+    let service_state = state.clone();
     let service = service_fn(move |req| {
         let handler = handler.clone();
-        async move { Ok::<_, Infallible>(to_hyper(answer(handler.as_ref(), req, peer, limits.body_timeout).await)) }
+        let state = service_state.clone();
+        async move { Ok::<_, Infallible>(to_hyper(answer(handler.as_ref(), req, client, limits.body_timeout, &state).await)) }
     });
-    match timeout(limits.connection_deadline, builder.serve_connection(TokioIo::new(stream), service)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "API connection error"),
-        Err(_) => {
-            tracing::debug!(%peer, "API connection too slow, closed");
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let end = tokio::select! {
+        r = timeout(limits.connection_deadline, conn) => match r {
+            Ok(Ok(())) => End::Answered,
+            Ok(Err(e)) => End::Failed(e),
+            Err(_) => End::TooSlow,
+        },
+        () = head_overdue(&state, accepted + limits.header_timeout) => End::HeadTooSlow,
+        () = state.evicted() => End::Evicted,
+    };
+    let peer = client.peer;
+    match end {
+        End::Answered => {}
+        // e.g. a malformed head, answered with 400 by hyper: still let the client read it.
+        End::Failed(e) => tracing::debug!(?peer, error = %e, "API connection error"),
+        End::TooSlow | End::HeadTooSlow => {
+            tracing::debug!(?peer, "API connection too slow, closed");
+            return;
+        }
+        End::Evicted => {
+            tracing::debug!(?peer, "API connection evicted for a new one");
+            spare.reset();
             return;
         }
     }
-    linger(spare).await;
+    state.set_phase(Phase::Closing);
+    tokio::select! {
+        () = spare.linger() => {}
+        () = state.evicted() => {}
+    }
+    drop(slot);
 }
 
-/// Half-closes the socket and discards what the client still sends, for at most [`LINGER`]
-/// and [`LINGER_BYTES`]: closing a socket with unread input resets the connection, and the
-/// client could lose the answer (e.g. a 413 sent before its body was read).
-async fn linger(spare: std::net::TcpStream) {
-    let _ = spare.shutdown(Shutdown::Write);
-    let Ok(stream) = TcpStream::from_std(spare) else { return };
-    let end = Instant::now() + LINGER;
-    let mut sink = [0u8; 4096];
-    let mut drained = 0;
-    while drained < LINGER_BYTES {
-        match timeout_at(end, stream.readable()).await {
-            Ok(Ok(())) => match stream.try_read(&mut sink) {
-                Ok(0) => break,
-                Ok(n) => drained += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => break,
-            },
-            _ => break,
+/// The accept loop's state.
+struct Acceptor {
+    handler: Arc<dyn Handler>,
+    limits: Limits,
+    builder: http1::Builder,
+    table: ConnTable,
+    /// Peers allowed on the Unix socket: root and this uid.
+    own_uid: u32,
+}
+
+impl Acceptor {
+    fn tcp(&self, stream: TcpStream, peer: SocketAddr) {
+        let Some(slot) = self.table.admit(Origin::Tcp(peer.ip())) else {
+            tracing::debug!(%peer, "API: connection refused, every connection in its way is busy");
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let client = Client { peer: Some(peer), unix: false };
+        tokio::spawn(serve(stream, client, self.handler.clone(), self.limits, self.builder.clone(), slot, Instant::now()));
+    }
+
+    fn unix(&self, stream: UnixStream) {
+        match stream.peer_cred() {
+            Ok(c) if c.uid() == 0 || c.uid() == self.own_uid => {}
+            Ok(c) => {
+                tracing::warn!(uid = c.uid(), "API: Unix socket connection from a user other than root refused");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "API: Unix socket peer unknown, connection refused");
+                return;
+            }
+        }
+        let Some(slot) = self.table.admit(Origin::Unix) else {
+            tracing::debug!("API: Unix socket connection refused, every connection is busy");
+            return;
+        };
+        let client = Client { peer: None, unix: true };
+        tokio::spawn(serve(stream, client, self.handler.clone(), self.limits, self.builder.clone(), slot, Instant::now()));
+    }
+
+    async fn error(&self, e: io::Error) {
+        // EMFILE, ENFILE: free a descriptor by evicting an idle connection, and do not spin.
+        if matches!(e.raw_os_error(), Some(nix::libc::EMFILE | nix::libc::ENFILE)) {
+            let evicted = self.table.evict_idle_tcp();
+            tracing::warn!(error = %e, evicted, "API: out of file descriptors");
+            tokio::time::sleep(Duration::from_millis(if evicted { 1 } else { 10 })).await;
+        } else {
+            tracing::debug!(error = %e, "API accept error");
         }
     }
 }
 
-async fn accept_loop(listener: TcpListener, handler: Arc<dyn Handler>, limits: Limits, slots: Arc<Semaphore>) {
-    let builder = builder(&limits);
+async fn accept_unix(l: Option<&UnixListener>) -> io::Result<UnixStream> {
+    match l {
+        Some(l) => l.accept().await.map(|(s, _)| s),
+        None => std::future::pending().await,
+    }
+}
+
+async fn accept_loop(tcp: TcpListener, unix: Option<UnixListener>, acceptor: Acceptor) {
+    let mut batch = 0;
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    tokio::spawn(serve(stream, peer, handler.clone(), limits, builder.clone(), permit));
-                }
-                Err(_) => {
-                    tracing::warn!(%peer, "API: too many connections, closing one");
-                    drop(stream);
-                }
+        tokio::select! {
+            r = tcp.accept() => match r {
+                Ok((stream, peer)) => acceptor.tcp(stream, peer),
+                Err(e) => acceptor.error(e).await,
             },
-            Err(e) => {
-                tracing::debug!(error = %e, "API accept error");
-                // EMFILE and friends: do not spin.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            r = accept_unix(unix.as_ref()) => match r {
+                Ok(stream) => acceptor.unix(stream),
+                Err(e) => acceptor.error(e).await,
+            },
+        }
+        batch += 1;
+        if batch >= ACCEPT_BATCH {
+            // Let the connections just accepted read their requests before more are
+            // accepted (each may evict the oldest idle one).
+            batch = 0;
+            tokio::task::yield_now().await;
         }
     }
 }
@@ -283,31 +533,115 @@ enum Stop {
     Now,
 }
 
-fn run(rt: tokio::runtime::Runtime, listener: std::net::TcpListener, handler: Arc<dyn Handler>, limits: Limits, stop: oneshot::Receiver<Stop>) {
+/// The listening sockets, bound in the caller's thread.
+struct Listeners {
+    tcp: std::net::TcpListener,
+    unix: Option<(std::os::unix::net::UnixListener, UnixSocketFile)>,
+}
+
+fn run(rt: tokio::runtime::Runtime, listeners: Listeners, handler: Arc<dyn Handler>, limits: Limits, stop: oneshot::Receiver<Stop>) {
+    let (unix, socket_file) = match listeners.unix {
+        Some((l, f)) => (Some(l), Some(f)),
+        None => (None, None),
+    };
     rt.block_on(async move {
-        let listener = match TcpListener::from_std(listener) {
+        let tcp = match TcpListener::from_std(listeners.tcp) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(error = %e, "API: cannot use the listening socket");
                 return;
             }
         };
-        let slots = Arc::new(Semaphore::new(limits.max_connections));
-        // The accept loop (and with it the listening socket) ends when `stop` is signalled
+        let unix = match unix.map(UnixListener::from_std).transpose() {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = %e, "API: cannot use the Unix socket");
+                return;
+            }
+        };
+        let table = ConnTable::new(TableLimits {
+            global: limits.max_connections,
+            per_address: limits.max_connections_per_address,
+            unix: MAX_UNIX_CONNECTIONS,
+        });
+        let acceptor = Acceptor { handler, limits, builder: builder(&limits), table: table.clone(), own_uid: nix::unistd::geteuid().as_raw() };
+        // The accept loop (and with it the listening sockets) ends when `stop` is signalled
         // or its sender dropped.
         let how = tokio::select! {
             how = stop => how.unwrap_or(Stop::Now),
-            () = accept_loop(listener, handler, limits, slots.clone()) => Stop::Now,
+            () = accept_loop(tcp, unix, acceptor) => Stop::Now,
         };
         if let Stop::Graceful = how {
-            let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-            if timeout(limits.connection_deadline + LINGER, slots.acquire_many(all)).await.is_err() {
+            let end = Instant::now() + limits.connection_deadline + LINGER;
+            while table.len() > 0 && Instant::now() < end {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if table.len() > 0 {
                 tracing::warn!("API: connections still open at shutdown, closing them");
             }
         }
+        let s = table.stats();
+        tracing::debug!(admitted = s.admitted, evicted = s.evicted, refused = s.refused, "API stopped");
     });
     // Dropping the runtime drops (closes) whatever connection is left.
     drop(rt);
+    drop(socket_file);
+}
+
+/// The Unix socket's file: removed when the server stops, if it is still this server's.
+#[derive(Debug)]
+struct UnixSocketFile {
+    path: PathBuf,
+    ino: u64,
+}
+
+impl Drop for UnixSocketFile {
+    fn drop(&mut self) {
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Binds the Unix socket at `path`, mode 0600 (its parent directory is created if needed).
+/// A socket file left by a farmd that is gone is replaced; one that still accepts
+/// connections means another farmd runs (`AddrInUse`); any other file is left alone.
+fn bind_unix(path: &Path) -> io::Result<(std::os::unix::net::UnixListener, UnixSocketFile)> {
+    let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).ok_or_else(|| invalid(format!("{}: no directory", path.display())))?;
+    let name = path.file_name().ok_or_else(|| invalid(format!("{}: no file name", path.display())))?;
+    std::fs::create_dir_all(dir)?;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => match super::client::probe_unix(path) {
+            super::client::Probe::Absent => std::fs::remove_file(path)?,
+            _ => return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{}: another farmd listens there", path.display()))),
+        },
+        Ok(_) => return Err(invalid(format!("{}: exists and is not a socket", path.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // Bound under a temporary name, made private, then renamed into place: the socket is
+    // never reachable at its path with the umask's mode.
+    let tmp = dir.join(format!(".{}.{}", name.to_string_lossy(), std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let listener = std::os::unix::net::UnixListener::bind(&tmp)?;
+    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    listener.set_nonblocking(true)?;
+    let ino = std::fs::symlink_metadata(path)?.ino();
+    Ok((listener, UnixSocketFile { path: path.to_path_buf(), ino }))
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(LISTEN_BACKLOG)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
 }
 
 /// A running server: one thread with a current-thread tokio runtime. Dropping it stops the
@@ -328,13 +662,21 @@ impl HttpServer {
 
     /// Binds `addr` and serves in a new thread.
     pub fn start_with(addr: SocketAddr, limits: Limits, handler: Arc<dyn Handler>) -> io::Result<HttpServer> {
-        let limits = Limits { max_connections: limits.max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize)), ..limits };
-        let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
+        HttpServer::start_on(addr, None, limits, handler)
+    }
+
+    /// Binds `addr` and, if given, the Unix socket `unix` (see [`bind_unix`]), and serves both
+    /// in a new thread.
+    pub fn start_on(addr: SocketAddr, unix: Option<&Path>, limits: Limits, handler: Arc<dyn Handler>) -> io::Result<HttpServer> {
+        let limits = Limits { max_connections_per_address: limits.max_connections_per_address.max(1), max_connections: limits.max_connections.max(1), ..limits }
+            .fitted_to_fd_limit();
+        let tcp = bind_tcp(addr)?;
+        let addr = tcp.local_addr()?;
+        let unix = unix.map(bind_unix).transpose()?;
+        let listeners = Listeners { tcp, unix };
         let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
         let (tx, rx) = oneshot::channel();
-        let thread = thread::Builder::new().name("farm-api".into()).spawn(move || run(rt, listener, handler, limits, rx))?;
+        let thread = thread::Builder::new().name("farm-api".into()).spawn(move || run(rt, listeners, handler, limits, rx))?;
         Ok(HttpServer { addr, stop: Some(tx), thread: Some(thread) })
     }
 
@@ -490,32 +832,104 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     }
 
-    #[test]
-    fn connections_past_the_cap_are_closed_at_once() {
-        let srv = start(Limits { max_connections: 2, ..Limits::default() });
-        let mut held: Vec<_> = (0..2).map(|_| connect(&srv)).collect();
-        for s in &mut held {
-            s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
-        }
-        // Let the server accept both before the third comes.
+    fn connect_from(srv: &HttpServer, src: [u8; 4]) -> std::net::TcpStream {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.bind(&SocketAddr::from((src, 0)).into()).unwrap();
+        s.connect(&srv.local_addr().into()).unwrap();
+        let s: std::net::TcpStream = s.into();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    }
+
+    /// Opens `n` connections from `src` that send half a head, and lets the server take them.
+    fn idle(srv: &HttpServer, src: [u8; 4], n: usize) -> Vec<std::net::TcpStream> {
+        let held: Vec<_> = (0..n)
+            .map(|_| {
+                let mut s = connect_from(srv, src);
+                s.write_all(b"GET /held HTTP/1.1\r\n").unwrap();
+                s
+            })
+            .collect();
         std::thread::sleep(Duration::from_millis(100));
+        held
+    }
+
+    fn finish(s: &mut std::net::TcpStream) -> String {
+        let _ = s.write_all(b"\r\n");
+        read_all(s)
+    }
+
+    #[test]
+    fn past_the_global_cap_the_oldest_idle_connection_gives_way() {
+        let srv = start(Limits { max_connections: 2, ..Limits::default() });
+        let mut held = idle(&srv, [127, 0, 0, 1], 2);
+        // A new connection is served at once; the oldest idle one was reset for it.
         let t = StdInstant::now();
-        assert_eq!(request(&srv, b"GET / HTTP/1.1\r\n\r\n"), "");
-        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-        // The held ones are still served, and a slot is free again afterwards.
-        for s in &mut held {
-            s.write_all(b"\r\n").unwrap();
-            assert!(read_all(s).starts_with("HTTP/1.1 200 "));
+        assert_eq!(body_of(&request(&srv, b"GET /new HTTP/1.1\r\n\r\n")), "GET /new 0 -");
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert_eq!(finish(&mut held[0]), "");
+        assert_eq!(body_of(&finish(&mut held[1])), "GET /held 0 -");
+    }
+
+    #[test]
+    fn the_per_address_cap_evicts_only_that_address() {
+        let srv = start(Limits { max_connections_per_address: 2, ..Limits::default() });
+        let mut others = idle(&srv, [127, 0, 0, 2], 2);
+        let mut mine = idle(&srv, [127, 0, 0, 3], 2);
+        // Requests from a third address: served, nobody evicted.
+        for _ in 0..5 {
+            let mut s = connect_from(&srv, [127, 0, 0, 4]);
+            s.write_all(b"GET /x HTTP/1.1\r\n\r\n").unwrap();
+            assert_eq!(body_of(&read_all(&mut s)), "GET /x 0 -");
         }
-        let mut ok = false;
-        for _ in 0..50 {
-            if request(&srv, b"GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 ") {
-                ok = true;
-                break;
+        // A third from 127.0.0.3 evicts its oldest; 127.0.0.2 keeps both.
+        let mut third = idle(&srv, [127, 0, 0, 3], 1);
+        assert_eq!(finish(&mut mine[0]), "");
+        for s in mine.iter_mut().skip(1).chain(third.iter_mut()).chain(others.iter_mut()) {
+            assert_eq!(body_of(&finish(s)), "GET /held 0 -");
+        }
+    }
+
+    #[test]
+    fn a_silent_connection_is_closed_at_the_header_timeout() {
+        let srv = start(Limits { header_timeout: Duration::from_millis(300), ..Limits::default() });
+        let mut s = connect(&srv);
+        let t = StdInstant::now();
+        assert_eq!(read_all(&mut s), "");
+        assert!(t.elapsed() >= Duration::from_millis(250) && t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn the_unix_socket_is_private_and_says_so_in_the_request() {
+        struct Where;
+        impl Handler for Where {
+            fn handle(&self, req: &HttpRequest) -> HttpResponse {
+                HttpResponse::new(200, "text/plain", format!("unix={} peer={:?}", req.unix, req.peer.is_some()))
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(ok, "a slot never came back");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/farmd.sock");
+        let srv = HttpServer::start_on("127.0.0.1:0".parse().unwrap(), Some(&path), Limits::default(), Arc::new(Where)).unwrap();
+        let m = std::fs::symlink_metadata(&path).unwrap();
+        assert!(m.file_type().is_socket());
+        assert_eq!(m.permissions().mode() & 0o777, 0o600);
+        let mut u = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        u.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = u.read_to_string(&mut answer);
+        assert_eq!(body_of(&answer), "unix=true peer=false");
+        assert_eq!(body_of(&request(&srv, b"GET / HTTP/1.1\r\n\r\n")), "unix=false peer=true");
+        // A second server on the same socket is refused while the first runs.
+        let again = HttpServer::start_on("127.0.0.1:0".parse().unwrap(), Some(&path), Limits::default(), Arc::new(Where));
+        assert_eq!(again.unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        // Stopping removes the socket file; a stale file (nobody listening) is replaced.
+        drop(srv);
+        assert!(!path.exists());
+        let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(stale);
+        let srv = HttpServer::start_on("127.0.0.1:0".parse().unwrap(), Some(&path), Limits::default(), Arc::new(Where)).unwrap();
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+        drop(srv);
     }
 
     #[test]

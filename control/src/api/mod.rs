@@ -1,5 +1,7 @@
 //! farmd's HTTP API (default port 9010), served by hyper on a current-thread tokio runtime in
-//! one dedicated thread, with bounded sizes, times and connections ([`http`]).
+//! one dedicated thread, with bounded sizes, times and connections ([`http`], [`conns`]), on
+//! `[api] listen` and on the Unix socket `<[module] run_dir>/farmd.sock` (mode 0600; only root
+//! or farmd's own user may connect, checked with `SO_PEERCRED`).
 //!
 //! | method | path | answer |
 //! | --- | --- | --- |
@@ -7,18 +9,20 @@
 //! | GET | `/api/v1/status` | [`Status`] as JSON |
 //! | GET | `/api/v1/buckets/<n>` | [`BucketOwner`] as JSON |
 //! | GET | `/metrics` | Prometheus text format ([`metrics::render`]) |
-//! | POST | `/api/v1/start`, `/api/v1/stop`, `/api/v1/restart` | 202; needs `Authorization: Bearer <token>` |
+//! | POST | `/api/v1/start`, `/api/v1/stop`, `/api/v1/restart` | 202; over TCP needs `Authorization: Bearer <token>`, over the Unix socket nothing |
 //!
 //! POST bodies are optional; when present they are a JSON object `{"reason": "..."}`. Errors are
 //! JSON `{"error": "..."}`: 400 bad body, 401 missing or wrong token, 403 no token configured
 //! (`[api] token_file`), 404 unknown path, 405 wrong method, 408 body too slow, 413 body too
 //! large, 501 chunked body, 503 farmd is shutting down or its command queue is full. A malformed
 //! request head gets 400 and a too large one 431, with an empty body (hyper answers those); a
-//! head not received in time closes the connection. Commands reach farmd's
-//! loop as [`CommandRequest`]s on a channel; the API reads the [`Status`] that the loop
+//! head not received within `[api] header_timeout` of the accept closes the connection, and
+//! floods of idle or slow connections give way to new ones (see [`http`]). Commands reach
+//! farmd's loop as [`CommandRequest`]s on a channel; the API reads the [`Status`] that the loop
 //! publishes in a [`SharedStatus`].
 
 pub mod client;
+mod conns;
 pub mod http;
 pub mod metrics;
 pub mod server;

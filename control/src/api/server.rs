@@ -2,13 +2,14 @@
 //! answered; a bad request gets a 4xx JSON error, never a panic.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossbeam::channel::{Sender, TrySendError};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use super::http::{HttpRequest, HttpResponse, HttpServer};
+use super::http::{HttpRequest, HttpResponse, HttpServer, Limits};
 use super::{metrics, SharedStatus};
 use crate::lifecycle::{Command, State};
 
@@ -27,6 +28,14 @@ pub enum ApiError {
     },
 }
 
+fn listen_error(settings: &ApiSettings, e: &std::io::Error) -> ApiError {
+    let message = match &settings.unix_socket {
+        Some(p) => format!("{e} (TCP, or the Unix socket {})", p.display()),
+        None => e.to_string(),
+    };
+    ApiError::Listen { addr: settings.listen, message }
+}
+
 /// How the server is set up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiSettings {
@@ -34,17 +43,31 @@ pub struct ApiSettings {
     pub listen: SocketAddr,
     /// Module name (in the health URL).
     pub module: String,
-    /// Bearer token for POST; `None` refuses every POST with 403.
+    /// Bearer token for POST over TCP; `None` refuses every POST over TCP with 403.
     pub token: Option<String>,
-    /// Unused: the API is served by one thread ([`super::http`]); kept so that existing
-    /// settings still build.
-    pub workers: usize,
+    /// The Unix socket (mode 0600, root or farmd's user only) where POST needs no token;
+    /// `None`: no Unix socket.
+    pub unix_socket: Option<PathBuf>,
+    /// Times and connection limits.
+    pub limits: Limits,
 }
 
 impl ApiSettings {
-    /// From the configuration (reads `[api] token_file`, which must be mode 0600).
+    /// TCP only, default limits.
+    pub fn new(listen: SocketAddr, module: &str, token: Option<String>) -> ApiSettings {
+        ApiSettings { listen, module: module.to_string(), token, unix_socket: None, limits: Limits::default() }
+    }
+
+    /// From the configuration (reads `[api] token_file`, which must be mode 0600); the Unix
+    /// socket is [`super::client::socket_path`].
     pub fn from_config(cfg: &farm_config::Config) -> Result<ApiSettings, farm_config::ConfigError> {
-        Ok(ApiSettings { listen: cfg.api.listen, module: cfg.module.name.to_string(), token: cfg.read_token()?, workers: 2 })
+        Ok(ApiSettings {
+            listen: cfg.api.listen,
+            module: cfg.module.name.to_string(),
+            token: cfg.read_token()?,
+            unix_socket: Some(super::client::socket_path(cfg)),
+            limits: Limits::from_config(&cfg.api),
+        })
     }
 }
 
@@ -105,10 +128,11 @@ fn not_allowed(allow: &str) -> HttpResponse {
 impl ApiServer {
     /// Binds and starts the server thread. Dropping the server stops it at once.
     pub fn start(settings: ApiSettings, status: SharedStatus, commands: Sender<CommandRequest>) -> Result<ApiServer, ApiError> {
-        let listen = settings.listen;
+        let (listen, unix, limits) = (settings.listen, settings.unix_socket.clone(), settings.limits);
+        let err = settings.clone();
         let routes = Arc::new(Routes { settings, status, commands });
-        let http = HttpServer::start(listen, routes).map_err(|e| ApiError::Listen { addr: listen, message: e.to_string() })?;
-        tracing::info!(addr = %http.local_addr(), "API listening");
+        let http = HttpServer::start_on(listen, unix.as_deref(), limits, routes).map_err(|e| listen_error(&err, &e))?;
+        tracing::info!(addr = %http.local_addr(), unix = ?unix, "API listening");
         Ok(ApiServer { http })
     }
 
@@ -203,6 +227,10 @@ impl Routes {
     }
 
     fn authorized(&self, req: &HttpRequest) -> Result<(), HttpResponse> {
+        // Only root (or farmd's own user) can connect to the Unix socket.
+        if req.unix {
+            return Ok(());
+        }
         let Some(token) = &self.settings.token else {
             return Err(error(403, "commands are disabled: set [api] token_file"));
         };

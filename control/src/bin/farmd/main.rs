@@ -58,6 +58,25 @@ struct Args {
     log: Option<String>,
 }
 
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit: the API holds two descriptors per
+/// connection and keeps serving with `[api] max_connections` (default 1024) open, more than
+/// the usual soft limit of 1024 allows. The API lowers its connection limit to what fits if
+/// this is not enough.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(soft, hard, error = %e, "cannot raise the file descriptor limit");
+            } else {
+                tracing::debug!(from = soft, to = hard, "file descriptor limit raised");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the file descriptor limit"),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let filter = args
@@ -67,6 +86,7 @@ fn main() -> ExitCode {
         .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    raise_fd_limit();
     let opts = Options { config: args.config, node: args.node, start: args.start, table_only: args.table_only, ip: args.ip };
     let r = if args.check {
         Prepared::load(opts).map(|_| println!("ok"))
