@@ -3,9 +3,11 @@
 //! ```text
 //! farmctl [--config FILE] [--node NAME] [--api URL] <command>
 //!   state                      print the state; exit STOP 0, WAIT 1, UP 2 (STARTING and
-//!                              STOPPING 1); farmd not running counts as STOP; other errors 3
+//!                              STOPPING 1); farmd not running counts as STOP; a farmd that
+//!                              runs but does not answer, and other errors: 3
 //!   status                     the full status (JSON)
-//!   start|stop|restart         ask farmd (POST with the [api] token_file token)
+//!   start|stop|restart         ask farmd: over its Unix socket <run_dir>/farmd.sock (root, no
+//!                              token), else over TCP with the [api] token_file token
 //!   log [-n N] / applog [-n N] print the module / application log (last N lines)
 //!   printi MSG / printe MSG    append an information / error entry to the module log
 //!   which CLIENT[:PORT]        the bucket of a client and its owner
@@ -25,7 +27,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use farm_config::{Config, ConfigError};
-use farm_control::api::{client::base_url, ApiClient, ClientError};
+use farm_control::api::client::{base_url, probe_unix, socket_path, Probe};
+use farm_control::api::{ApiClient, ClientError};
 use farm_control::lifecycle::Command as LcCommand;
 use farm_control::logs::{self, Level, LogSettings};
 
@@ -128,31 +131,64 @@ fn load_config(cli: &Cli) -> Result<Config> {
     }
 }
 
-fn api_base(cli: &Cli) -> Result<String> {
-    match &cli.api {
-        Some(a) => Ok(a.clone()),
-        None => Ok(base_url(load_config(cli)?.api.listen)),
+/// A client for reading: `--api` as given; else farmd's Unix socket when it accepts this user,
+/// else `[api] listen` over TCP.
+fn reader(cli: &Cli, cfg: &Config) -> ApiClient {
+    if let Some(a) = &cli.api {
+        return ApiClient::new(a, None, TIMEOUT);
+    }
+    let sock = socket_path(cfg);
+    match probe_unix(&sock) {
+        Probe::Listening | Probe::Busy => ApiClient::unix(&sock, TIMEOUT),
+        _ => ApiClient::new(&base_url(cfg.api.listen), None, TIMEOUT),
     }
 }
 
+/// Prints the state and returns its exit code. STOP (0) only when no farmd runs: nothing
+/// listens on its Unix socket (no file, or connection refused) nor on its TCP address. A farmd
+/// that accepts but does not answer in time (stopped, hung, API flooded) is an error (3).
 fn state(cli: &Cli) -> u8 {
-    let base = match api_base(cli) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("farmctl: {e:#}");
-            return 3;
+    let report = |st: farm_control::api::Status| {
+        println!("{}", st.state);
+        st.state.exit_code() as u8
+    };
+    let not_answering = |e: &ClientError| {
+        eprintln!("farmctl: {e}");
+        eprintln!("farmctl: farmd runs but does not answer (stopped, hung, or its API is flooded): state unknown");
+        3
+    };
+    let (tcp, unix_note) = if let Some(a) = &cli.api {
+        (ApiClient::new(a, None, TIMEOUT), None)
+    } else {
+        let cfg = match load_config(cli) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("farmctl: {e:#}");
+                return 3;
+            }
+        };
+        match ApiClient::unix(&socket_path(&cfg), TIMEOUT).status() {
+            Ok(st) => return report(st),
+            // Nobody on the socket, or not for this user: ask over TCP.
+            Err(e @ (ClientError::Unreachable { .. } | ClientError::Denied { .. })) => {
+                (ApiClient::new(&base_url(cfg.api.listen), None, TIMEOUT), Some(e.to_string()))
+            }
+            Err(e @ ClientError::NoAnswer { .. }) => return not_answering(&e),
+            Err(e) => {
+                eprintln!("farmctl: {e}");
+                return 3;
+            }
         }
     };
-    match ApiClient::new(&base, None, TIMEOUT).status() {
-        Ok(st) => {
-            println!("{}", st.state);
-            st.state.exit_code() as u8
-        }
+    match tcp.status() {
+        Ok(st) => report(st),
         Err(ClientError::Unreachable { message, .. }) => {
             println!("STOP");
-            eprintln!("farmctl: farmd is not running (no answer at {base}: {message})");
+            let also = unix_note.map(|n| format!("; {n}")).unwrap_or_default();
+            eprintln!("farmctl: farmd is not running (nothing listens at {}: {message}{also})", tcp.base());
             0
         }
+        Err(e @ ClientError::NoAnswer { .. }) => not_answering(&e),
         Err(e) => {
             eprintln!("farmctl: {e}");
             3
@@ -160,11 +196,25 @@ fn state(cli: &Cli) -> u8 {
     }
 }
 
+/// Sends a command: over farmd's Unix socket when it is there and accepts this user (no token),
+/// else over TCP with the `[api] token_file` token (`--api`: always TCP).
 fn command(cli: &Cli, c: LcCommand, reason: &Reason) -> Result<()> {
     let cfg = load_config(cli)?;
+    let mut unix_note = String::new();
+    if cli.api.is_none() {
+        let sock = socket_path(&cfg);
+        match ApiClient::unix(&sock, TIMEOUT).command(c, reason.reason.as_deref()) {
+            Ok(()) => {
+                println!("{} requested", c.as_str());
+                return Ok(());
+            }
+            Err(e @ (ClientError::Unreachable { .. } | ClientError::Denied { .. })) => unix_note = format!(" (Unix socket: {e})"),
+            Err(e) => return Err(e.into()),
+        }
+    }
     let token = cfg.read_token()?;
     if token.is_none() {
-        bail!("{}: [api] token_file is not set: farmd refuses commands", cfg.origin);
+        bail!("{}: [api] token_file is not set: farmd refuses commands over TCP{unix_note}", cfg.origin);
     }
     let base = match &cli.api {
         Some(a) => a.clone(),
@@ -212,7 +262,7 @@ fn which(cli: &Cli, client: &str) -> Result<()> {
     let (ip, port) = parse_client(client)?;
     let key = cfg.try_hash_key()?;
     let n = cfg.buckets();
-    let api = ApiClient::new(&cli.api.clone().unwrap_or_else(|| base_url(cfg.api.listen)), None, TIMEOUT);
+    let api = reader(cli, &cfg);
     let mut rows = vec![("on_addr", farm_table::bucket_of(&key, ip, None, n))];
     if let Some(p) = port {
         rows.push(("on_port", farm_table::bucket_of(&key, ip, Some(p), n)));
@@ -253,7 +303,10 @@ fn run(cli: &Cli) -> Result<u8> {
     match &cli.cmd {
         Cmd::State => return Ok(state(cli)),
         Cmd::Status => {
-            let st = ApiClient::new(&api_base(cli)?, None, TIMEOUT).status()?;
+            let st = match &cli.api {
+                Some(a) => ApiClient::new(a, None, TIMEOUT).status()?,
+                None => reader(cli, &load_config(cli)?).status()?,
+            };
             println!("{}", serde_json::to_string_pretty(&st)?);
         }
         Cmd::Start(r) => command(cli, LcCommand::Start, r)?,
@@ -266,7 +319,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Cmd::Which { client } => which(cli, client)?,
         Cmd::Snapshot { out } => {
             let cfg = load_config(cli)?;
-            let api = ApiClient::new(&cli.api.clone().unwrap_or_else(|| base_url(cfg.api.listen)), None, TIMEOUT);
+            let api = reader(cli, &cfg);
             let written = snapshot::write(&cli.config, &cfg, &api, out)?;
             println!("snapshot written to {}", written.display());
         }
