@@ -399,7 +399,7 @@ fn commands_over_the_unix_socket_need_no_token_and_tcp_needs_it() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     f.wait_status(Duration::from_secs(10), |s| s.state == State::Up);
     let log = fs::read_to_string(f.root.join("log/module.log")).unwrap_or_default();
-    assert!(log.contains("over the socket"), "{log}");
+    assert!(log.contains("admin start from the Unix socket: over the socket"), "{log}");
 
     // The library's Unix client, without a token.
     ApiClient::unix(&f.socket(), Duration::from_secs(2)).command(LcCommand::Stop, Some("unix client")).unwrap();

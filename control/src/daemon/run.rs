@@ -317,7 +317,8 @@ impl Daemon {
             return;
         }
         if let Some(reason) = &req.reason {
-            self.logs.info(&format!("admin {} from {:?}: {reason}", c.as_str(), req.from));
+            let from = req.from.map_or_else(|| "the Unix socket".to_string(), |a| a.to_string());
+            self.logs.info(&format!("admin {} from {from}: {reason}", c.as_str()));
         }
         if matches!(c, Command::Start | Command::Restart) {
             if let Some(s) = &mut self.sup {
