@@ -22,10 +22,24 @@ use tokio::sync::Notify;
 /// Where a connection comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Origin {
-    /// A TCP client address.
+    /// A TCP client address (see [`Origin::tcp`]).
     Tcp(IpAddr),
     /// The root-only Unix socket.
     Unix,
+}
+
+impl Origin {
+    /// The origin of a TCP client: its IPv4 address (also when it comes IPv4-mapped on a
+    /// dual-stack listener), or its IPv6 /64 (one host commonly holds a whole /64).
+    pub(crate) fn tcp(ip: IpAddr) -> Origin {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Origin::Tcp(IpAddr::V4(v4)),
+                None => Origin::Tcp(IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into())),
+            },
+            v4 => Origin::Tcp(v4),
+        }
+    }
 }
 
 /// The phase of a connection (one request per connection).
@@ -297,6 +311,15 @@ mod tests {
         assert!(is_evicted(&u1) && !is_evicted(&s2));
         assert!(t.evict_idle_tcp());
         assert!(is_evicted(&s2));
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4() {
+        let o = |s: &str| Origin::tcp(s.parse().unwrap());
+        assert_eq!(o("2001:db8:1:2::7"), o("2001:db8:1:2:ffff::9"));
+        assert_ne!(o("2001:db8:1:2::7"), o("2001:db8:1:3::7"));
+        assert_eq!(o("::ffff:198.51.100.7"), o("198.51.100.7"));
+        assert_eq!(o("198.51.100.7"), Origin::Tcp("198.51.100.7".parse().unwrap()));
     }
 
     #[tokio::test(flavor = "current_thread")]

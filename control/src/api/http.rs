@@ -14,8 +14,8 @@
 //!
 //! Floods of idle or slow (slowloris) connections must not take the health URL down, since
 //! cloud load balancers decide on it. The connections are kept in a table ([`super::conns`])
-//! with two limits, [`Limits::max_connections_per_address`] and [`Limits::max_connections`]:
-//! a new connection past a limit takes the place of the oldest idle one (lingering after its
+//! with two limits, [`Limits::max_connections_per_address`] (an IPv6 client's address is its
+//! /64) and [`Limits::max_connections`]: a new connection past a limit takes the place of the oldest idle one (lingering after its
 //! answer, or still waiting for a complete request), and is refused only when everything in
 //! its way is busy answering. Evicted and refused connections are reset (no TIME_WAIT kept
 //! here). The accept loop is the runtime's main future, so no number of connection tasks can
@@ -452,7 +452,7 @@ struct Acceptor {
 
 impl Acceptor {
     fn tcp(&self, stream: TcpStream, peer: SocketAddr) {
-        let Some(slot) = self.table.admit(Origin::Tcp(peer.ip())) else {
+        let Some(slot) = self.table.admit(Origin::tcp(peer.ip())) else {
             tracing::debug!(%peer, "API: connection refused, every connection in its way is busy");
             let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
             return;
