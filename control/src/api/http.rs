@@ -13,17 +13,18 @@
 //!   connections.
 //!
 //! Floods of idle or slow (slowloris) connections must not take the health URL down, since
-//! cloud load balancers decide on it. The connections are kept in a table ([`super::conns`])
-//! with two limits, [`Limits::max_connections_per_address`] (an IPv6 client's address is its
-//! /64) and [`Limits::max_connections`]: a new connection past a limit takes the place of the oldest idle one (lingering after its
-//! answer, or still waiting for a complete request), and is refused only when everything in
-//! its way is busy answering. Evicted and refused connections are reset (no TIME_WAIT kept
-//! here). The accept loop is the runtime's main future, so no number of connection tasks can
-//! starve it; it accepts in batches of [`ACCEPT_BATCH`] and lets the new connections read their
-//! requests in between. When the process is out of file descriptors it evicts an idle
-//! connection to get one back. Each connection holds two descriptors (see [`serve`]): the
-//! global limit is lowered at start to what `RLIMIT_NOFILE` allows (farmd raises its soft limit
-//! to the hard one first).
+//! cloud load balancers decide on it. The connections are kept in a table (`conns.rs`) with two
+//! limits, [`Limits::max_connections_per_address`] (an IPv6 client's address is its /64) and
+//! [`Limits::max_connections`]: a new connection past a limit takes the place of the oldest
+//! idle one (lingering after its answer, or still waiting for a complete request), and is
+//! refused only when everything in its way is busy answering. Evicted and refused connections
+//! are reset (no TIME_WAIT kept here). The accept loop is the runtime's main future, so no
+//! number of connection tasks can starve it; it accepts in batches of [`ACCEPT_BATCH`] and lets
+//! the new connections read their requests in between. When the process is out of file
+//! descriptors it evicts an idle connection to get one back. Each connection holds two
+//! descriptors (its own and a duplicate kept for the closing drain): the global limit is
+//! lowered at start to what `RLIMIT_NOFILE` allows (farmd raises its soft limit to the hard one
+//! first).
 //!
 //! Why not `tiny_http`: its 0.12 release (the latest) drains an unread request body by
 //! allocating a buffer of the declared `Content-Length`, so one unauthenticated request with
@@ -36,8 +37,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -54,7 +54,8 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::oneshot;
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
-use super::conns::{ConnState, ConnTable, Origin, Phase, Slot, TableLimits};
+use super::conns::{ConnState, ConnTable, Phase, Slot, TableLimits};
+use super::listen::{accept_loop, bind_tcp, bind_unix, Acceptor, UnixSocketFile};
 
 /// Largest request head (request line and headers).
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -241,9 +242,9 @@ fn to_hyper(resp: HttpResponse) -> Response<Full<Bytes>> {
 
 /// Where a connection comes from, for the request.
 #[derive(Clone, Copy, Debug)]
-struct Client {
-    peer: Option<SocketAddr>,
-    unix: bool,
+pub(super) struct Client {
+    pub(super) peer: Option<SocketAddr>,
+    pub(super) unix: bool,
 }
 
 /// Reads the request (body within its limits) and asks the handler.
@@ -285,7 +286,7 @@ async fn answer(handler: &dyn Handler, req: Request<Incoming>, client: Client, b
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.handle(&req))).unwrap_or_else(|_| json_error(500, "internal error"))
 }
 
-fn builder(limits: &Limits) -> http1::Builder {
+pub(super) fn builder(limits: &Limits) -> http1::Builder {
     let mut b = http1::Builder::new();
     b.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -319,13 +320,13 @@ macro_rules! drain {
 
 /// A second descriptor of a connection's socket: hyper drops its own when done (or on an
 /// error), and this one keeps the socket open for the drain of [`Spare::linger`].
-enum Spare {
+pub(super) enum Spare {
     Tcp(std::net::TcpStream),
     Unix(std::os::unix::net::UnixStream),
 }
 
 /// A connection's stream (TCP or Unix).
-trait Stream: AsyncRead + AsyncWrite + AsFd + Unpin + Send + 'static {
+pub(super) trait Stream: AsyncRead + AsyncWrite + AsFd + Unpin + Send + 'static {
     fn spare(&self) -> io::Result<Spare>;
 }
 
@@ -392,7 +393,7 @@ enum End {
 
 /// Serves one connection (holding its `slot` in the table until it ends), then closes it
 /// politely, or at once with a reset when it is evicted.
-async fn serve<S: Stream>(stream: S, client: Client, handler: Arc<dyn Handler>, limits: Limits, builder: http1::Builder, slot: Slot, accepted: Instant) {
+pub(super) async fn serve<S: Stream>(stream: S, client: Client, handler: Arc<dyn Handler>, limits: Limits, builder: http1::Builder, slot: Slot, accepted: Instant) {
     let spare = match stream.spare() {
         Ok(s) => s,
         Err(e) => {
@@ -438,90 +439,6 @@ async fn serve<S: Stream>(stream: S, client: Client, handler: Arc<dyn Handler>, 
         () = state.evicted() => {}
     }
     drop(slot);
-}
-
-/// The accept loop's state.
-struct Acceptor {
-    handler: Arc<dyn Handler>,
-    limits: Limits,
-    builder: http1::Builder,
-    table: ConnTable,
-    /// Peers allowed on the Unix socket: root and this uid.
-    own_uid: u32,
-}
-
-impl Acceptor {
-    fn tcp(&self, stream: TcpStream, peer: SocketAddr) {
-        let Some(slot) = self.table.admit(Origin::tcp(peer.ip())) else {
-            tracing::debug!(%peer, "API: connection refused, every connection in its way is busy");
-            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-            return;
-        };
-        let _ = stream.set_nodelay(true);
-        let client = Client { peer: Some(peer), unix: false };
-        tokio::spawn(serve(stream, client, self.handler.clone(), self.limits, self.builder.clone(), slot, Instant::now()));
-    }
-
-    fn unix(&self, stream: UnixStream) {
-        match stream.peer_cred() {
-            Ok(c) if c.uid() == 0 || c.uid() == self.own_uid => {}
-            Ok(c) => {
-                tracing::warn!(uid = c.uid(), "API: Unix socket connection from a user other than root refused");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "API: Unix socket peer unknown, connection refused");
-                return;
-            }
-        }
-        let Some(slot) = self.table.admit(Origin::Unix) else {
-            tracing::debug!("API: Unix socket connection refused, every connection is busy");
-            return;
-        };
-        let client = Client { peer: None, unix: true };
-        tokio::spawn(serve(stream, client, self.handler.clone(), self.limits, self.builder.clone(), slot, Instant::now()));
-    }
-
-    async fn error(&self, e: io::Error) {
-        // EMFILE, ENFILE: free a descriptor by evicting an idle connection, and do not spin.
-        if matches!(e.raw_os_error(), Some(nix::libc::EMFILE | nix::libc::ENFILE)) {
-            let evicted = self.table.evict_idle_tcp();
-            tracing::warn!(error = %e, evicted, "API: out of file descriptors");
-            tokio::time::sleep(Duration::from_millis(if evicted { 1 } else { 10 })).await;
-        } else {
-            tracing::debug!(error = %e, "API accept error");
-        }
-    }
-}
-
-async fn accept_unix(l: Option<&UnixListener>) -> io::Result<UnixStream> {
-    match l {
-        Some(l) => l.accept().await.map(|(s, _)| s),
-        None => std::future::pending().await,
-    }
-}
-
-async fn accept_loop(tcp: TcpListener, unix: Option<UnixListener>, acceptor: Acceptor) {
-    let mut batch = 0;
-    loop {
-        tokio::select! {
-            r = tcp.accept() => match r {
-                Ok((stream, peer)) => acceptor.tcp(stream, peer),
-                Err(e) => acceptor.error(e).await,
-            },
-            r = accept_unix(unix.as_ref()) => match r {
-                Ok(stream) => acceptor.unix(stream),
-                Err(e) => acceptor.error(e).await,
-            },
-        }
-        batch += 1;
-        if batch >= ACCEPT_BATCH {
-            // Let the connections just accepted read their requests before more are
-            // accepted (each may evict the oldest idle one).
-            batch = 0;
-            tokio::task::yield_now().await;
-        }
-    }
 }
 
 /// How the server thread stops.
@@ -588,62 +505,6 @@ fn run(rt: tokio::runtime::Runtime, listeners: Listeners, handler: Arc<dyn Handl
     drop(socket_file);
 }
 
-/// The Unix socket's file: removed when the server stops, if it is still this server's.
-#[derive(Debug)]
-struct UnixSocketFile {
-    path: PathBuf,
-    ino: u64,
-}
-
-impl Drop for UnixSocketFile {
-    fn drop(&mut self) {
-        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Binds the Unix socket at `path`, mode 0600 (its parent directory is created if needed).
-/// A socket file left by a farmd that is gone is replaced; one that still accepts
-/// connections means another farmd runs (`AddrInUse`); any other file is left alone.
-fn bind_unix(path: &Path) -> io::Result<(std::os::unix::net::UnixListener, UnixSocketFile)> {
-    let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).ok_or_else(|| invalid(format!("{}: no directory", path.display())))?;
-    let name = path.file_name().ok_or_else(|| invalid(format!("{}: no file name", path.display())))?;
-    std::fs::create_dir_all(dir)?;
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => match super::client::probe_unix(path) {
-            super::client::Probe::Absent => std::fs::remove_file(path)?,
-            _ => return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{}: another farmd listens there", path.display()))),
-        },
-        Ok(_) => return Err(invalid(format!("{}: exists and is not a socket", path.display()))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    // Bound under a temporary name, made private, then renamed into place: the socket is
-    // never reachable at its path with the umask's mode.
-    let tmp = dir.join(format!(".{}.{}", name.to_string_lossy(), std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let listener = std::os::unix::net::UnixListener::bind(&tmp)?;
-    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = placed {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    listener.set_nonblocking(true)?;
-    let ino = std::fs::symlink_metadata(path)?.ino();
-    Ok((listener, UnixSocketFile { path: path.to_path_buf(), ino }))
-}
-
-fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
-    s.set_reuse_address(true)?;
-    s.bind(&addr.into())?;
-    s.listen(LISTEN_BACKLOG)?;
-    s.set_nonblocking(true)?;
-    Ok(s.into())
-}
-
 /// A running server: one thread with a current-thread tokio runtime. Dropping it stops the
 /// server at once and waits for the thread; [`HttpServer::shutdown`] lets the connections in
 /// progress finish first.
@@ -665,8 +526,8 @@ impl HttpServer {
         HttpServer::start_on(addr, None, limits, handler)
     }
 
-    /// Binds `addr` and, if given, the Unix socket `unix` (see [`bind_unix`]), and serves both
-    /// in a new thread.
+    /// Binds `addr` and, if given, the Unix socket `unix` (mode 0600; a stale socket file is
+    /// replaced, a live one is `AddrInUse`), and serves both in a new thread.
     pub fn start_on(addr: SocketAddr, unix: Option<&Path>, limits: Limits, handler: Arc<dyn Handler>) -> io::Result<HttpServer> {
         let limits = Limits { max_connections_per_address: limits.max_connections_per_address.max(1), max_connections: limits.max_connections.max(1), ..limits }
             .fitted_to_fd_limit();
@@ -711,6 +572,7 @@ impl Drop for HttpServer {
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     use std::time::Instant as StdInstant;
 
     use super::*;

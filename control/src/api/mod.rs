@@ -1,5 +1,5 @@
 //! farmd's HTTP API (default port 9010), served by hyper on a current-thread tokio runtime in
-//! one dedicated thread, with bounded sizes, times and connections ([`http`], [`conns`]), on
+//! one dedicated thread, with bounded sizes, times and connections ([`http`], `conns`), on
 //! `[api] listen` and on the Unix socket `<[module] run_dir>/farmd.sock` (mode 0600; only root
 //! or farmd's own user may connect, checked with `SO_PEERCRED`).
 //!
@@ -24,6 +24,7 @@
 pub mod client;
 mod conns;
 pub mod http;
+mod listen;
 pub mod metrics;
 pub mod server;
 
