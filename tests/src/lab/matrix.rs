@@ -14,7 +14,8 @@
 //!   deaths (I4).
 //!
 //! Each fault is watched for at least [`MIN_WATCH`] (three times the default `dead_after`), then
-//! until every node is UP with settled tables, then [`AFTER_RECOVERY`] more.
+//! until every node is UP with tables agreeing on an owner of every bucket, then
+//! [`AFTER_RECOVERY`] more.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -34,9 +35,9 @@ use super::Lab;
 
 /// Shortest watch of a fault, from its start (default `dead_after` is 1 s).
 pub const MIN_WATCH: Duration = Duration::from_secs(3);
-/// How long the clients keep going once every node is UP and the tables settled.
+/// How long the clients keep going once every node is UP and the tables agree.
 pub const AFTER_RECOVERY: Duration = Duration::from_secs(2);
-/// Longest wait for every node UP with settled tables after a fault.
+/// Longest wait for every node UP with agreeing tables after a fault.
 pub const RECOVERY_LIMIT: Duration = Duration::from_secs(40);
 
 /// One fault, applied to a victim node (except heartbeat loss, which hits every node).
@@ -44,8 +45,9 @@ pub const RECOVERY_LIMIT: Duration = Duration::from_secs(40);
 pub enum Fault {
     /// SIGSTOP to the victim's farmd only, SIGCONT after this long (its data plane runs on).
     FarmdPause(Duration),
-    /// SIGKILL to the victim's farmd only (its data plane runs on, orphaned); farmd is started
-    /// again after `down_for` and must replace the data plane it finds.
+    /// SIGKILL to the victim's farmd only (its data plane runs on, orphaned, until it sees its
+    /// lease expired and farmd gone); farmd is started again after `down_for` and must replace
+    /// a data plane it finds.
     FarmdKill {
         /// How long the node runs without farmd.
         down_for: Duration,
@@ -126,13 +128,17 @@ pub struct FaultReport {
     pub fault_at: Duration,
     /// From the start of the fault to its end (SIGCONT, heal, farmd started again).
     pub ended_after: Duration,
-    /// From the start of the fault until every node was UP with settled tables (None: not
-    /// within [`RECOVERY_LIMIT`]).
+    /// From the start of the fault until every node was UP with tables agreeing on an owner of
+    /// every bucket ([`Lab::wait_agreed`]; None: not within [`RECOVERY_LIMIT`]).
     pub recovered_after: Option<Duration>,
     /// `is dead` lines that the nodes' farmd logged during the watch (`n<i>: line`).
     pub deaths: Vec<String>,
     /// Packets the fault's nftables rules dropped.
     pub dropped: u64,
+    /// [`Fault::FarmdKill`]: whether the killed farmd's data plane still ran when farmd was
+    /// started again (it exits by itself once its lease has expired and farmd is gone; if still
+    /// there, the new farmd must stop it before starting its own).
+    pub orphan_at_restart: Option<bool>,
 }
 
 impl FaultReport {
@@ -175,7 +181,7 @@ impl FaultReport {
             p.push(format!("the capture lost {} frames: the I1 check is incomplete", self.watch.capture.dropped));
         }
         if self.recovered_after.is_none() {
-            p.push(format!("not every node UP with settled tables within {RECOVERY_LIMIT:?} after the fault"));
+            p.push(format!("not every node UP with agreeing tables within {RECOVERY_LIMIT:?} after the fault"));
         }
         if self.settle_time().is_none() {
             p.push("a watched client was never served again".into());
@@ -191,11 +197,15 @@ impl fmt::Display for FaultReport {
         writeln!(f, "{} on {victim}: settle time {}", self.fault, ms(self.settle_time()))?;
         writeln!(
             f,
-            "    fault ended after {} ms; every node UP, tables settled after {}; {} packets dropped by the fault rules",
+            "    fault ended after {} ms; every node UP, tables agreeing after {}; {} packets dropped by the fault rules",
             self.ended_after.as_millis(),
             ms(self.recovered_after),
             self.dropped
         )?;
+        if let Some(o) = self.orphan_at_restart {
+            let what = if o { "still running (replaced by the new farmd)" } else { "gone by itself (lease expired, farmd gone)" };
+            writeln!(f, "    the killed farmd's data plane when farmd started again: {what}")?;
+        }
         writeln!(f, "    clients: {}", self.watch)?;
         let per_client: Vec<String> = self
             .watch
@@ -229,6 +239,11 @@ impl fmt::Display for FaultReport {
         }
         Ok(())
     }
+}
+
+/// Whether process `pid` runs (not a zombie).
+pub fn pid_alive(pid: i32) -> bool {
+    procs::alive(pid)
 }
 
 /// SIGSTOP now, SIGCONT when dropped (also when a step in between fails).
@@ -265,6 +280,21 @@ impl Lab {
             .ok_or_else(|| LabError::Check(format!("n{i}: no running {DATAPLANE} in {}", f.display())))
     }
 
+    /// Waits until the tables of `nodes` give every bucket to one of them, the same owner in
+    /// every table. Unlike [`Lab::wait_settled`], handovers may still be in progress: a bucket
+    /// that moved while clients kept connections open drains until those connections close
+    /// (I2: no deadline), and the watch's keep-alive clients never close theirs.
+    pub fn wait_agreed(&self, nodes: &[usize], timeout: Duration) -> Result<Duration, LabError> {
+        let what = format!("tables of nodes {nodes:?} agreeing on owners among them");
+        self.wait_for(&what, timeout, || {
+            let tables: Vec<_> = nodes.iter().filter_map(|&i| self.assignment(i).ok()).collect();
+            tables.len() == nodes.len()
+                && tables.iter().all(|t| {
+                    t.owners == tables[0].owners && t.owners.iter().all(|o| o.is_some_and(|o| nodes.contains(&o)))
+                })
+        })
+    }
+
     fn heartbeat_port(&self) -> Result<u16, LabError> {
         self.config().map(|c| c.heartbeat.port).ok_or_else(|| LabError::Invalid("no farm configuration".into()))
     }
@@ -288,6 +318,7 @@ impl Lab {
         let t0 = Instant::now();
         let fault_at = capture_time_now();
         let mut dropped = 0;
+        let mut orphan = None;
         let applied = (|| -> Result<(), LabError> {
             match fault {
                 Fault::FarmdPause(d) => {
@@ -302,9 +333,7 @@ impl Lab {
                         return Err(LabError::Leftovers(format!("n{victim}'s farmd survives SIGKILL")));
                     }
                     std::thread::sleep(*down_for);
-                    if !procs::alive(dp) {
-                        return Err(LabError::Check(format!("n{victim}'s data plane (pid {dp}) died with its farmd")));
-                    }
+                    orphan = Some(procs::alive(dp) && procs::cmdline(dp).contains(DATAPLANE));
                     self.restart_node(victim)?;
                 }
                 Fault::DataplanePause(d) => {
@@ -357,7 +386,7 @@ impl Lab {
         std::thread::sleep(MIN_WATCH.saturating_sub(t0.elapsed()));
         let recovered = self
             .wait_health(&all, Health::Up, RECOVERY_LIMIT)
-            .and_then(|_| self.wait_settled(&all, RECOVERY_LIMIT.saturating_sub(t0.elapsed())));
+            .and_then(|_| self.wait_agreed(&all, RECOVERY_LIMIT.saturating_sub(t0.elapsed())));
         let recovered_after = recovered.ok().map(|_| t0.elapsed());
         std::thread::sleep(AFTER_RECOVERY);
         let report = watch.finish(self, t0)?;
@@ -385,6 +414,7 @@ impl Lab {
             recovered_after,
             deaths,
             dropped,
+            orphan_at_restart: orphan,
         })
     }
 }
