@@ -328,7 +328,8 @@ pub fn analyse_timed(frames: &[(Duration, Vec<u8>)], nodes: &[(usize, Mac)], vip
         }
     };
     // (client, client port) -> (acknowledged ISN + 1, MAC of the SYN-ACK, capture time).
-    let mut answered: BTreeMap<(Ipv4Addr, u16), Vec<(u32, Mac, Duration)>> = BTreeMap::new();
+    type Answer = (u32, Mac, Duration);
+    let mut answered: BTreeMap<(Ipv4Addr, u16), Vec<Answer>> = BTreeMap::new();
     for (k, (ts, f)) in frames.iter().enumerate() {
         if f.len() >= 12 && mac_at(f, 6) == vmac {
             rep.violations.push(format!("frame {k}: the virtual MAC {} is a source", mac_str(&vmac)));
