@@ -69,5 +69,5 @@ pub use flows::{FlowKey, FlowTracker, NoFlowTracking};
 pub use neigh::classify_from_tap;
 pub use poll::{poll_loop, Backoff, BackoffConfig, CounterSink, Lcore, Pipeline, Tally};
 pub use port::{Frame, LoopbackPort, Port, VecFrame};
-pub use table::{FencedTable, OwnerLookup, StaticTable};
+pub use table::{FencedTable, LeasedTable, OwnerLookup, StaticTable};
 pub use verdict::{Delivery, DropReason, ReplyKind, Verdict};

@@ -11,7 +11,7 @@ use crate::config::PipelineConfig;
 use crate::flows::FlowTracker;
 use crate::neigh::classify_from_tap;
 use crate::port::{Frame, Port};
-use crate::table::OwnerLookup;
+use crate::table::{FencedTable, LeasedTable, OwnerLookup};
 use crate::verdict::{DropReason, Verdict};
 
 /// Where counters go (a `farm_table::LcoreHandle` in the data plane).
@@ -222,22 +222,12 @@ impl<B: Frame> Pipeline<B> {
     {
         let n_up = uplink.rx_burst(&mut self.rx, self.burst);
         tally.add(Counter::Rx, n_up as u64);
-        for mut f in self.rx.drain(..) {
-            let v = classify(&self.cfg, table, flows, f.data_mut(), &mut self.reply);
-            tally.count(v);
-            match v {
-                Verdict::ToTap(_) => self.to_tap.push(f),
-                Verdict::Reply { len, .. } => {
-                    if f.replace(&self.reply[..len]) {
-                        self.to_wire.push(f);
-                    } else {
-                        tally.add(DropReason::NoBuffer.counter(), 1);
-                        self.dropped.push(f);
-                    }
-                }
-                Verdict::ToWire => self.to_wire.push(f),
-                Verdict::Drop(_) => self.dropped.push(f),
-            }
+        // The lease is tested once per burst: each case runs a classifier
+        // compiled with the answer as a constant.
+        if table.fenced() {
+            self.classify_uplink(&FencedTable(table), flows, tally);
+        } else {
+            self.classify_uplink(&LeasedTable(table), flows, tally);
         }
 
         let n_tap = tap.rx_burst(&mut self.rx, self.burst);
@@ -268,6 +258,36 @@ impl<B: Frame> Pipeline<B> {
             self.dropped.clear();
         }
         n_up + n_tap
+    }
+}
+
+impl<B: Frame> Pipeline<B> {
+    /// Classifies the received uplink burst (`self.rx`) into the TAP, wire
+    /// and drop lists.
+    #[inline(always)]
+    fn classify_uplink<L: OwnerLookup, F: FlowTracker>(
+        &mut self,
+        table: &L,
+        flows: &mut F,
+        tally: &mut Tally,
+    ) {
+        for mut f in self.rx.drain(..) {
+            let v = classify(&self.cfg, table, flows, f.data_mut(), &mut self.reply);
+            tally.count(v);
+            match v {
+                Verdict::ToTap(_) => self.to_tap.push(f),
+                Verdict::Reply { len, .. } => {
+                    if f.replace(&self.reply[..len]) {
+                        self.to_wire.push(f);
+                    } else {
+                        tally.add(DropReason::NoBuffer.counter(), 1);
+                        self.dropped.push(f);
+                    }
+                }
+                Verdict::ToWire => self.to_wire.push(f),
+                Verdict::Drop(_) => self.dropped.push(f),
+            }
+        }
     }
 }
 

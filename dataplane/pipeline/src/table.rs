@@ -46,17 +46,38 @@ impl<T: OwnerLookup + ?Sized> OwnerLookup for &T {
     }
 }
 
-/// A table whose lease has expired: every lookup of `T`, fenced. For tests.
+/// `T` seen as fenced: the pipeline classifies a burst through it when the
+/// burst's view is fenced (and in tests), so the fenced answer is a constant
+/// in the compiled classifier, not a test per packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FencedTable<T>(pub T);
 
-impl<T: OwnerLookup> OwnerLookup for FencedTable<T> {
+/// `T` seen as not fenced (the trait's constant `false`): the pipeline
+/// classifies a burst through it when the burst's view holds a valid lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasedTable<T>(pub T);
+
+impl<T: OwnerLookup> OwnerLookup for LeasedTable<T> {
+    #[inline(always)]
     fn node_id(&self) -> u8 {
         self.0.node_id()
     }
+    #[inline(always)]
     fn entry(&self, bucket: u32) -> BucketEntry {
         self.0.entry(bucket)
     }
+}
+
+impl<T: OwnerLookup> OwnerLookup for FencedTable<T> {
+    #[inline(always)]
+    fn node_id(&self) -> u8 {
+        self.0.node_id()
+    }
+    #[inline(always)]
+    fn entry(&self, bucket: u32) -> BucketEntry {
+        self.0.entry(bucket)
+    }
+    #[inline(always)]
     fn fenced(&self) -> bool {
         true
     }

@@ -5,11 +5,14 @@
 //! 2. the whole poll loop (rx burst → classify → tx/free, counters, table protocol) on a
 //!    `net_null` uplink with one worker lcore, busy polling: Mpps;
 //! 3. a bare loop on the same kind of port doing rx + tuple hash + bulk free: Mpps — the
-//!    ceiling of this machine for any DPDK program.
+//!    ceiling of this machine for any DPDK program;
+//! 4. the cost of the lease check (DESIGN.md I1): the pipeline loop with the lease checked per
+//!    burst and per packet (as the data plane runs) and without it (a view that can never be
+//!    fenced), interleaved rounds, TSC cycles per frame of each and their difference.
 //!
 //! `net_null` hands out mbufs without writing them; the pool's buffers are pre-filled with the
 //! mix, so the loop classifies real frames. Run as root:
-//! `cargo run --release -p farm-perf --bin bench-dataplane [seconds] [all|classifier|pipeline|bare]`
+//! `cargo run --release -p farm-perf --bin bench-dataplane [seconds] [all|classifier|pipeline|bare|lease]`
 //! (the second argument runs one part alone, e.g. under `perf record` or callgrind; `floor`, not
 //! part of `all`, runs the pipeline's I/O without classification).
 
@@ -104,6 +107,8 @@ fn table(path: &std::path::Path) -> Result<(TableWriter, TableReader)> {
         .map(|b| BucketEntry::owned((b % 3) as u8))
         .collect();
     w.publish(&e, 0b111, Duration::ZERO)?;
+    // No farmd behind the benchmark: a lease that never runs out.
+    w.set_lease(u64::MAX);
     let r = TableReader::open(path)?;
     Ok((w, r))
 }
@@ -113,7 +118,7 @@ fn classifier_alone(reader: &TableReader) -> Result<()> {
     let mut frames = mix();
     let dsts: Vec<[u8; 6]> = frames.iter().map(|f| f[..6].try_into().unwrap()).collect();
     let mut lc = reader.lcore(1)?;
-    let view = lc.begin();
+    let view = lc.begin(0);
     let mut reply = [0u8; REPLY_BUF_LEN];
     let mut tally = Tally::new();
     let rounds = 20_000usize;
@@ -161,8 +166,8 @@ fn main() -> Result<()> {
     let only = std::env::args().nth(2).unwrap_or_else(|| "all".into());
     let run = |part: &str| only == "all" || only == part;
     anyhow::ensure!(
-        ["all", "classifier", "pipeline", "bare", "floor"].contains(&only.as_str()),
-        "unknown part {only:?}: expected all, classifier, pipeline or bare"
+        ["all", "classifier", "pipeline", "bare", "floor", "lease"].contains(&only.as_str()),
+        "unknown part {only:?}: expected all, classifier, pipeline, bare, lease or floor"
     );
     let shm = std::path::PathBuf::from(format!("/dev/shm/farm-bench-{}", std::process::id()));
     let (_w, reader) = table(&shm)?;
@@ -170,7 +175,7 @@ fn main() -> Result<()> {
     if run("classifier") {
         classifier_alone(reader)?;
     }
-    if !run("pipeline") && !run("bare") && !run("floor") {
+    if !run("pipeline") && !run("bare") && !run("floor") && !run("lease") {
         let _ = std::fs::remove_file(&shm);
         return Ok(());
     }
@@ -230,6 +235,9 @@ fn main() -> Result<()> {
             "ratio pipeline / bare:                        {:6.2}",
             p / b
         );
+    }
+    if run("lease") {
+        lease_cost(&eal, worker, reader, &ports, secs)?;
     }
     let _ = std::fs::remove_file(&shm);
     Ok(())
@@ -295,6 +303,108 @@ fn pipeline_loop(
         .collect();
     println!("  frames seen (uplink + TAP): {}", shares.join(", "));
     Ok(mpps)
+}
+
+/// A worker's table access without the lease: `begin_unleased`, and a view whose `fenced()` is
+/// the trait's constant `false`, so the compiled loop has neither the lease's load nor the
+/// per-burst test. The baseline of part 4.
+struct Unleased(farm_table::LcoreHandle<'static>);
+
+impl farm_pipeline::CounterSink for Unleased {
+    #[inline]
+    fn add(&self, c: Counter, n: u64) {
+        self.0.add(c, n)
+    }
+}
+
+impl farm_pipeline::Lcore for Unleased {
+    type View = farm_pipeline::LeasedTable<farm_table::SlotView<'static>>;
+    #[inline]
+    fn begin(&mut self, _now_ns: u64) -> Self::View {
+        farm_pipeline::LeasedTable(self.0.begin_unleased())
+    }
+    fn go_offline(&mut self) {
+        self.0.go_offline()
+    }
+    #[inline]
+    fn stamp(&self, now_ns: u64) {
+        self.0.stamp(now_ns)
+    }
+}
+
+/// Runs `poll_loop` with `lc` on the null ports for `secs`; returns (frames, TSC cycles).
+fn timed_loop<L: farm_pipeline::Lcore + Send + 'static>(
+    eal: &Eal,
+    worker: LcoreId,
+    mut lc: L,
+    mut up: QueuePair,
+    mut tap: QueuePair,
+    secs: u64,
+) -> Result<(u64, u64)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = Arc::clone(&stop);
+    let h = eal.launch(worker, move || {
+        let mut p: Pipeline<Pkt> = Pipeline::new(pipeline_config(), 32);
+        let mut b = Backoff::new(BackoffConfig {
+            busy_poll: true,
+            ..BackoffConfig::default()
+        });
+        let c0 = dpdk::tsc();
+        let n = poll_loop(
+            &mut p,
+            &mut up,
+            &mut tap,
+            &mut lc,
+            &mut NoFlowTracking,
+            &mut b,
+            &s2,
+            farm_dataplane::run::now_ns,
+            |_| {},
+        );
+        (n, dpdk::tsc() - c0)
+    })?;
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    h.join().map_err(|_| anyhow::anyhow!("worker panicked"))
+}
+
+/// Part 4: the lease check's cost, with and without, interleaved (5 rounds each), medians.
+/// Cycles per frame are TSC cycles over the loop's wall time, so a round where the worker was
+/// preempted counts high; the medians and the range show how noisy the machine was.
+fn lease_cost(
+    eal: &Eal,
+    worker: LcoreId,
+    reader: &'static TableReader,
+    ports: &[Port],
+    secs: u64,
+) -> Result<()> {
+    let q = QueueId(0);
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for round in 0..10 {
+        let up = QueuePair::new(ports[0].rx_queue(q)?, ports[0].tx_queue(q)?);
+        let tap = QueuePair::new(ports[1].rx_queue(q)?, ports[1].tx_queue(q)?);
+        let leased = round % 2 == 0;
+        let (n, cycles) = if leased {
+            timed_loop(eal, worker, reader.lcore(0)?, up, tap, secs)?
+        } else {
+            timed_loop(eal, worker, Unleased(reader.lcore(0)?), up, tap, secs)?
+        };
+        let cpf = cycles as f64 / n.max(1) as f64;
+        if leased { with.push(cpf) } else { without.push(cpf) }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let range = |v: &[f64]| format!("{:.1}-{:.1}", v[0], v[v.len() - 1]);
+    let (mw, mo) = (median(&mut with), median(&mut without));
+    println!(
+        "lease check, pipeline loop on net_null:       with {mw:6.2} cycles/frame ({}), without {mo:6.2} ({}): {:+.2} cycles/frame (target <= 1)",
+        range(&with),
+        range(&without),
+        mw - mo
+    );
+    Ok(())
 }
 
 /// Part 3, the bare loop on another null port: rx + tuple hash + bulk free.

@@ -221,14 +221,24 @@ impl<'a> LcoreHandle<'a> {
     /// has passed at `now_ns` (`CLOCK_MONOTONIC`; a recent cached reading is enough: the
     /// caller refreshes it every few polls and after every sleep).
     ///
-    /// Call at the start of every burst. The hot path (no new generation) is two loads and a
-    /// compare. When the
-    /// generation changed, the new one is stored in the lcore's `ack` and the published value
-    /// re-checked, so the writer either sees this lcore on the old generation (and waits before
+    /// Call at the start of every burst. The hot path (no new generation) is the generation's
+    /// load, the lease's load and a compare. When the generation changed, the new one is
+    /// stored in the lcore's `ack` and the published value re-checked, so the writer either sees this lcore on the old generation (and waits before
     /// reusing its slot) or this lcore sees the new one. The view stays coherent until the next
     /// `begin` or `go_offline`; holding it longer may show a slot being rewritten.
     #[inline]
     pub fn begin(&mut self, now_ns: u64) -> SlotView<'a> {
+        let mut v = self.begin_unleased();
+        // Acquire pairs with the writer's release in `set_lease`; on x86 a plain load.
+        v.fenced = self.lease.load(Ordering::Acquire) <= now_ns;
+        v
+    }
+
+    /// [`LcoreHandle::begin`] without the lease check: the view is never fenced. Only for
+    /// measuring what the check costs (`bench-dataplane lease`); a forwarding path must use
+    /// `begin`.
+    #[inline]
+    pub fn begin_unleased(&mut self) -> SlotView<'a> {
         let mut g = self.header.published.load(Ordering::SeqCst);
         if g != self.acked {
             loop {
@@ -242,15 +252,13 @@ impl<'a> LcoreHandle<'a> {
             self.acked = g;
         }
         let (hdr, entries) = self.slots[(g & 1) as usize];
-        // Acquire pairs with the writer's release in `set_lease`; on x86 a plain load.
-        let fenced = self.lease.load(Ordering::Acquire) <= now_ns;
         SlotView {
             generation: g,
             live: hdr.live.load(Ordering::Relaxed),
             entries,
             mask: self.mask,
             node_id: self.node_id,
-            fenced,
+            fenced: false,
         }
     }
 
