@@ -43,6 +43,7 @@
 //!   data plane is stopped and farmd exits 0. A second signal exits at once (status 1).
 //!   SIGHUP is logged and ignored (no reload: restart farmd).
 
+mod incarnation;
 mod lease;
 mod net;
 mod run;

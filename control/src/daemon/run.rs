@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use farm_table::{TableError, TableParams, TableWriter, MAX_NODES};
 use mio::{Events, Poll, Token, Waker};
@@ -106,7 +106,15 @@ impl Daemon {
             Some(addr) if p.membership.witness => Some(Witness::spawn(addr, cfg.heartbeat.pulse).map_err(io_err("thread"))?),
             _ => None,
         };
-        let incarnation = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        let inc_file = cfg.module.run_dir.join("incarnation");
+        let _ = fs::create_dir_all(&cfg.module.run_dir);
+        let (incarnation, recorded) = super::incarnation::pick(&inc_file);
+        if let Err(e) = recorded {
+            logs.warn(&format!(
+                "cannot record the incarnation in {}: {e}; after a restart with the wall clock set back, peers would ignore this node",
+                inc_file.display()
+            ));
+        }
         let t0 = Instant::now();
         let node = membership::Node::new(p.membership.clone(), &p.secret, incarnation, Duration::ZERO)?;
         let mode = match &p.dataplane {
