@@ -11,7 +11,7 @@ use farm_pipeline::{poll_loop, Backoff, BackoffConfig, Pipeline, PipelineConfig}
 use farm_table::TableReader;
 
 use crate::cli::Args;
-use crate::flows::{handover_involves, LcoreFlows, Refresher};
+use crate::flows::{Cadence, LcoreFlows, Refresher};
 use crate::lease::{process_alive, LeaseState, LeaseWatch};
 use crate::port::{Pkt, QueuePair};
 use crate::setup;
@@ -23,9 +23,6 @@ pub fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// How often the flow table is refreshed during a handover, and otherwise.
-const REFRESH_HANDOVER: Duration = Duration::from_millis(50);
-const REFRESH_IDLE: Duration = Duration::from_secs(1);
 /// Housekeeping period of the main thread.
 const TICK: Duration = Duration::from_millis(20);
 
@@ -131,7 +128,9 @@ pub fn run(args: Args) -> Result<()> {
     let table: &'static TableReader = Box::leak(Box::new(table));
     table.set_pid(std::process::id());
     let (mut refresher, shared) = Refresher::new();
-    refresher.refresh(&pcfg, table);
+    tracing::info!(source = ?refresher.source(), "flow knowledge");
+    let mut cadence = Cadence::default();
+    cadence.after(refresher.refresh(&pcfg, table));
 
     let backoff = BackoffConfig {
         busy_poll: args.busy_poll || dp.busy_poll,
@@ -160,14 +159,14 @@ pub fn run(args: Args) -> Result<()> {
         local = local.name(), workers, table = %table_path.display(), "data plane running"
     );
 
-    let mut last_gen = 0;
-    let mut in_handover = false;
     let mut last_refresh = Instant::now();
     let mut last_rx = (0u64, Instant::now());
     let mut lease = LeaseWatch::new(table.writer_pid());
     let mut orphaned = false;
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(TICK);
+        // Flow knowledge is refreshed every cadence period, handover or not (flows::REFRESH_PERIOD:
+        // a SYN accepted a moment ago must be known, and a tuple the kernel dropped forgotten).
+        std::thread::sleep(TICK.min(cadence.period().saturating_sub(last_refresh.elapsed())));
         if lease.check(table.lease_until_ns(), now_ns(), process_alive) == LeaseState::Orphaned {
             orphaned = true;
             break;
@@ -175,16 +174,9 @@ pub fn run(args: Args) -> Result<()> {
         if let Ok(l) = uplink.link() {
             table.set_link(l.up, l.speed_mbps.unwrap_or(0));
         }
-        let g = table.published();
-        if g != last_gen {
-            last_gen = g;
-            let (_, _, entries) = table.peek();
-            in_handover = handover_involves(&entries, tp.node_id);
-        }
-        let period = if in_handover { REFRESH_HANDOVER } else { REFRESH_IDLE };
-        if last_refresh.elapsed() >= period {
-            refresher.refresh(&pcfg, table);
+        if last_refresh.elapsed() >= cadence.period() {
             last_refresh = Instant::now();
+            cadence.after(refresher.refresh(&pcfg, table));
         }
         if let Some(idle) = args.exit_when_idle {
             let rx = uplink.stats().map(|s| s.ipackets).unwrap_or(0) + local.stats().map(|s| s.ipackets).unwrap_or(0);

@@ -1,0 +1,496 @@
+//! Which flows this node holds, for bucket handover (DESIGN.md invariant I2).
+//!
+//! The kernel behind the local port is the authority on which connections this node serves:
+//! its TCP socket table. A background refresher (the data plane's main thread) asks the kernel
+//! of the node's network namespace through sock_diag netlink ([`diag`]: `INET_DIAG`, TCP, IPv4
+//! and IPv6, only sockets in a held state, filtered on the VIPs by a bytecode program in the
+//! kernel), keeps the connections whose local address is a VIP, publishes them to the workers
+//! as an immutable set (swapped atomically, never locked), and writes the number of live
+//! connections per bucket into the table file, where farmd reads which buckets it still drains.
+//! Where sock_diag is unavailable it reads `/proc/net/tcp{,6}` instead ([`procfs`]).
+//!
+//! A new owner must also recognise connections it accepted since the last refresh: each worker
+//! remembers the SYNs it accepted, with the time ([`memory`]); an entry counts until a snapshot
+//! taken after the kernel had the SYN is published, or its time to live runs out (two refresh
+//! periods and a margin), whichever is first — time alone ages it, no new SYN is needed. Nothing
+//! of this costs anything on the hot path outside a handover: the pipeline asks
+//! [`FlowTracker::is_known`] only for buckets being handed over, and `on_accept` looks at TCP
+//! SYNs only (a clock read and a write into a preallocated table, no lock, no allocation).
+
+pub mod diag;
+pub mod memory;
+pub mod procfs;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use farm_pipeline::{FlowKey, FlowTracker, PipelineConfig, Protocol};
+use farm_table::{bucket_of, Affinity, BucketEntry, TableReader, NO_NODE};
+use farm_wire::{IpProtocol, TcpFlags};
+
+pub use self::diag::SockDiag;
+pub use self::memory::{Clock, ManualClock, Monotonic, SynMemory};
+pub use self::procfs::parse_proc_net_tcp;
+
+/// SYNs a worker remembers (bounds memory under a SYN flood; about 3 MiB per worker).
+pub const SYN_MEMORY: usize = 65536;
+
+/// How often the main thread refreshes the flow knowledge, handover or not (see
+/// [`Cadence`] for the cost-driven stretch on nodes with very many sockets).
+pub const REFRESH_PERIOD: Duration = Duration::from_millis(25);
+/// The longest the cadence stretches the period to.
+pub const REFRESH_MAX_PERIOD: Duration = Duration::from_millis(100);
+
+/// The SYN memory's time to live for a refresh `period`: two periods (the refresh that may have
+/// started just before the SYN reached the kernel, and the next one) and the margin.
+pub fn syn_ttl(period: Duration) -> Duration {
+    2 * period + memory::SUPERSEDE_MARGIN
+}
+
+/// A TCP socket of the kernel's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Socket {
+    /// Local address and port.
+    pub local: (IpAddr, u16),
+    /// Remote address and port.
+    pub remote: (IpAddr, u16),
+    /// Kernel TCP state (1 = ESTABLISHED ... 10 = LISTEN, 11 = CLOSING).
+    pub state: u8,
+}
+
+pub(crate) const TCP_TIME_WAIT: u8 = 6;
+pub(crate) const TCP_CLOSE: u8 = 7;
+pub(crate) const TCP_LISTEN: u8 = 10;
+
+/// The kernel's VIP connections at one refresh.
+#[derive(Debug, Default)]
+pub struct FlowSnapshot {
+    /// Incremented at every refresh.
+    pub epoch: u64,
+    /// CLOCK_MONOTONIC (ns) when the kernel was asked: SYNs remembered more than
+    /// [`memory::SUPERSEDE_MARGIN`] before it are this snapshot's business.
+    pub taken_ns: u64,
+    /// The connections.
+    pub known: HashSet<FlowKey>,
+}
+
+/// Shared between the refresher and the workers.
+pub type SharedFlows = Arc<ArcSwap<FlowSnapshot>>;
+
+/// A worker's [`FlowTracker`]: the shared snapshot and the worker's own SYN memory.
+#[derive(Debug)]
+pub struct LcoreFlows<C: Clock = Monotonic> {
+    shared: SharedFlows,
+    syns: SynMemory,
+    clock: C,
+}
+
+impl LcoreFlows {
+    /// A tracker reading `shared`, its SYN memory sized [`SYN_MEMORY`] and aged for
+    /// [`REFRESH_MAX_PERIOD`].
+    pub fn new(shared: SharedFlows) -> LcoreFlows {
+        LcoreFlows::with_clock(shared, syn_ttl(REFRESH_MAX_PERIOD), Monotonic)
+    }
+}
+
+impl<C: Clock> LcoreFlows<C> {
+    /// A tracker whose SYN memory forgets after `ttl` at the latest, on `clock`.
+    pub fn with_clock(shared: SharedFlows, ttl: Duration, clock: C) -> LcoreFlows<C> {
+        LcoreFlows { shared, syns: SynMemory::new(SYN_MEMORY, ttl), clock }
+    }
+
+    /// The worker's SYN memory (tests, diagnostics).
+    pub fn syn_memory(&self) -> &SynMemory {
+        &self.syns
+    }
+}
+
+impl<C: Clock> FlowTracker for LcoreFlows<C> {
+    #[inline]
+    fn is_known(&self, flow: &FlowKey) -> bool {
+        let snap = self.shared.load();
+        if snap.known.contains(flow) {
+            return true;
+        }
+        // The clock is read only when the memory has the flow at all.
+        self.syns.seen_at(flow).is_some_and(|_| self.syns.knows(flow, self.clock.now_ns(), snap.taken_ns))
+    }
+
+    #[inline]
+    fn on_accept(&mut self, flow: &FlowKey, _bucket: u32, tcp_flags: Option<TcpFlags>) {
+        if tcp_flags.is_some_and(|f| f.is_syn_only()) {
+            self.syns.remember(flow, self.clock.now_ns());
+        }
+    }
+}
+
+/// The kernel's connections to a VIP, and their count per bucket.
+pub fn vip_flows(cfg: &PipelineConfig, sockets: &[Socket]) -> (HashSet<FlowKey>, Vec<u32>) {
+    let mut known = HashSet::new();
+    let mut per_bucket = vec![0u32; cfg.n_buckets as usize];
+    for s in sockets {
+        if matches!(s.state, TCP_TIME_WAIT | TCP_CLOSE | TCP_LISTEN) {
+            continue;
+        }
+        let Some(vip) = cfg.vip(s.local.0) else { continue };
+        let flow = FlowKey {
+            protocol: IpProtocol::Tcp,
+            client: s.remote.0,
+            client_port: s.remote.1,
+            vip: s.local.0,
+            vip_port: s.local.1,
+        };
+        if let Some(rule) = vip.rule_for(Protocol::Tcp, s.local.1) {
+            let port = (rule.effective_affinity() == Affinity::OnPort).then_some(s.remote.1);
+            per_bucket[bucket_of(&cfg.hash_key, s.remote.0, port, cfg.n_buckets) as usize] += 1;
+        }
+        known.insert(flow);
+    }
+    (known, per_bucket)
+}
+
+/// True when a bucket is being handed over to or from node `me`.
+pub fn handover_involves(entries: &[BucketEntry], me: u8) -> bool {
+    entries.iter().any(|e| e.prev_owner != NO_NODE && e.prev_owner != e.owner && (e.owner == me || e.prev_owner == me))
+}
+
+/// Where the refresher reads the kernel's sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// sock_diag netlink, filtered on the VIPs in the kernel.
+    SockDiag,
+    /// `/proc/net/tcp{,6}` (the fallback).
+    Proc,
+}
+
+/// Reads the kernel's tables, publishes the snapshot and the per-bucket counts.
+#[derive(Debug)]
+pub struct Refresher {
+    shared: SharedFlows,
+    epoch: u64,
+    diag: Option<SockDiag>,
+    failing: bool,
+    sockets: Vec<Socket>,
+    vips: Vec<IpAddr>,
+}
+
+impl Refresher {
+    /// A refresher on sock_diag (or `/proc` where sock_diag cannot be opened), and the handle
+    /// workers read.
+    pub fn new() -> (Refresher, SharedFlows) {
+        Refresher::with_source(Source::SockDiag)
+    }
+
+    /// A refresher on `source`; asking for sock_diag falls back to `/proc` (with a warning)
+    /// when the netlink socket cannot be opened.
+    pub fn with_source(source: Source) -> (Refresher, SharedFlows) {
+        let diag = match source {
+            Source::Proc => None,
+            Source::SockDiag => match SockDiag::open() {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::warn!(error = %e, "sock_diag netlink unavailable: flow knowledge from /proc/net/tcp");
+                    None
+                }
+            },
+        };
+        let shared: SharedFlows = Arc::new(ArcSwap::from_pointee(FlowSnapshot::default()));
+        let r = Refresher { shared: shared.clone(), epoch: 0, diag, failing: false, sockets: Vec::new(), vips: Vec::new() };
+        (r, shared)
+    }
+
+    /// Where the sockets come from.
+    pub fn source(&self) -> Source {
+        if self.diag.is_some() {
+            Source::SockDiag
+        } else {
+            Source::Proc
+        }
+    }
+
+    /// Reads the kernel's sockets (those in a held state on a VIP with sock_diag; all of them
+    /// from `/proc`), into the refresher's buffer. A failed dump falls back to `/proc` for this
+    /// refresh (logged once per run of failures).
+    pub fn read_kernel(&mut self, cfg: &PipelineConfig) -> &[Socket] {
+        self.sockets.clear();
+        if let Some(d) = self.diag.as_mut() {
+            self.vips.clear();
+            self.vips.extend(cfg.vips.iter().map(|v| v.addr));
+            match d.held_tcp(&self.vips, &mut self.sockets) {
+                Ok(()) => {
+                    if std::mem::take(&mut self.failing) {
+                        tracing::info!("sock_diag dumps work again");
+                    }
+                    return &self.sockets;
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut self.failing, true) {
+                        tracing::warn!(error = %e, "sock_diag dump failed: reading /proc/net/tcp until it works");
+                    }
+                    self.sockets.clear();
+                }
+            }
+        }
+        procfs::read_proc_net_tcp(&mut self.sockets);
+        &self.sockets
+    }
+
+    /// Reads the kernel: the VIP connections and their count per bucket.
+    pub fn collect(&mut self, cfg: &PipelineConfig) -> (HashSet<FlowKey>, Vec<u32>) {
+        self.read_kernel(cfg);
+        vip_flows(cfg, &self.sockets)
+    }
+
+    /// One refresh: reads the kernel, writes the per-bucket counts into the table, publishes the
+    /// snapshot. Returns how long it took (the cadence stretches on slow refreshes).
+    pub fn refresh(&mut self, cfg: &PipelineConfig, table: &TableReader) -> Duration {
+        let t0 = Instant::now();
+        let taken_ns = crate::run::now_ns();
+        let (known, per_bucket) = self.collect(cfg);
+        for (cell, n) in table.flows().iter().zip(per_bucket) {
+            cell.store(n, Ordering::Relaxed);
+        }
+        self.publish(known, taken_ns);
+        t0.elapsed()
+    }
+
+    /// Publishes `known`, read from the kernel at `taken_ns`, to the workers.
+    pub fn publish(&mut self, known: HashSet<FlowKey>, taken_ns: u64) {
+        self.epoch += 1;
+        self.shared.store(Arc::new(FlowSnapshot { epoch: self.epoch, taken_ns, known }));
+    }
+}
+
+/// When the next refresh is due: every [`REFRESH_PERIOD`], stretched on a node where one refresh
+/// costs much (hundreds of thousands of sockets) so that refreshing takes at most a tenth of the
+/// main thread's time, up to [`REFRESH_MAX_PERIOD`] (the SYN memory lives for
+/// `syn_ttl(REFRESH_MAX_PERIOD)`, so it still covers the gap between two refreshes).
+#[derive(Debug, Clone, Copy)]
+pub struct Cadence {
+    period: Duration,
+}
+
+impl Default for Cadence {
+    fn default() -> Cadence {
+        Cadence { period: REFRESH_PERIOD }
+    }
+}
+
+impl Cadence {
+    /// The current period.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// Adapts the period to the cost of the refresh that just ran.
+    pub fn after(&mut self, cost: Duration) -> Duration {
+        self.period = (cost * 10).clamp(REFRESH_PERIOD, REFRESH_MAX_PERIOD);
+        self.period
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use farm_pipeline::{PortRange, Rule, Vip};
+    use farm_table::HashKey;
+    use farm_wire::EthernetAddress;
+    use procfs::tests::{TCP, TCP6};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn cfg() -> PipelineConfig {
+        let vips = vec![
+            Vip::new("198.18.0.100".parse().unwrap(), vec![Rule::new(Protocol::Tcp, PortRange::single(80), Affinity::OnAddr)]),
+            Vip::new("2001:db8::1".parse().unwrap(), vec![Rule::new(Protocol::Tcp, PortRange::single(443), Affinity::OnPort)]),
+        ];
+        PipelineConfig::new(EthernetAddress([2, 0, 0, 0, 0, 1]), vips, 256, HashKey::from_seed(5)).unwrap()
+    }
+
+    fn key(port: u16) -> FlowKey {
+        FlowKey {
+            protocol: IpProtocol::Tcp,
+            client: "198.18.1.9".parse().unwrap(),
+            client_port: port,
+            vip: "198.18.0.100".parse().unwrap(),
+            vip_port: 80,
+        }
+    }
+
+    fn ns(c: &ManualClock) -> u64 {
+        c.now_ns()
+    }
+
+    fn publish(shared: &SharedFlows, taken_ns: u64, known: &[FlowKey]) {
+        let epoch = shared.load().epoch + 1;
+        shared.store(Arc::new(FlowSnapshot { epoch, taken_ns, known: known.iter().copied().collect() }));
+    }
+
+    #[test]
+    fn keeps_live_vip_connections_and_counts_them_per_bucket() {
+        let c = cfg();
+        let mut sockets = parse_proc_net_tcp(TCP);
+        sockets.extend(parse_proc_net_tcp(TCP6));
+        let (known, per_bucket) = vip_flows(&c, &sockets);
+        // listen, time-wait and the non-VIP socket are left out
+        assert_eq!(known.len(), 3, "{known:?}");
+        assert!(known.contains(&FlowKey { client: "198.18.1.1".parse().unwrap(), client_port: 40000, ..key(0) }));
+        assert_eq!(per_bucket.iter().sum::<u32>(), 3);
+        let b = bucket_of(&c.hash_key, "198.18.1.1".parse().unwrap(), None, 256) as usize;
+        assert!(per_bucket[b] >= 1);
+        let b6 = bucket_of(&c.hash_key, "2001:db8::2".parse().unwrap(), Some(0xd431), 256) as usize;
+        assert!(per_bucket[b6] >= 1, "on_port rule hashes the port");
+    }
+
+    #[test]
+    fn workers_remember_their_syns_until_the_kernel_has_them() {
+        let (_r, shared) = Refresher::with_source(Source::Proc);
+        let clock = ManualClock::at(10_000_000_000);
+        let mut f = LcoreFlows::with_clock(shared.clone(), syn_ttl(REFRESH_PERIOD), clock.clone());
+        let k = key(1);
+        assert!(!f.is_known(&k));
+        f.on_accept(&k, 0, Some(TcpFlags::ACK));
+        assert!(!f.is_known(&k), "only SYNs open a flow");
+        f.on_accept(&k, 0, Some(TcpFlags::SYN));
+        assert!(f.is_known(&k));
+        // A refresh that began 5 ms after the SYN may not have seen it: still remembered.
+        clock.advance(5 * MS);
+        publish(&shared, ns(&clock), &[]);
+        clock.advance(20 * MS);
+        assert!(f.is_known(&k), "remembered across a refresh taken too early");
+        // The next refresh, 30 ms after the SYN, has the kernel's answer.
+        publish(&shared, ns(&clock) + 5 * 1_000_000, &[k]);
+        assert!(f.is_known(&k), "from the kernel's table");
+        clock.advance(25 * MS);
+        publish(&shared, ns(&clock), &[]);
+        assert!(!f.is_known(&k), "the kernel let it go: not claimed, although the memory had it");
+    }
+
+    #[test]
+    fn the_syn_memory_ages_by_time_without_new_syns_nor_refreshes() {
+        let (_r, shared) = Refresher::with_source(Source::Proc);
+        let clock = ManualClock::at(10_000_000_000);
+        let ttl = syn_ttl(REFRESH_PERIOD);
+        assert_eq!(ttl, 70 * MS);
+        let mut f = LcoreFlows::with_clock(shared.clone(), ttl, clock.clone());
+        f.on_accept(&key(1), 0, Some(TcpFlags::SYN));
+        clock.advance(69 * MS);
+        assert!(f.is_known(&key(1)), "no refresh happened: the memory covers it");
+        clock.advance(MS);
+        assert!(!f.is_known(&key(1)), "forgotten after the time to live, with no SYN nor refresh in between");
+        assert_eq!(f.syn_memory().live(ns(&clock), 0), 0);
+    }
+
+    /// The measured failback bug: the old owner remembered a client's SYN and never aged it
+    /// because it accepted no new SYN; the client came back from the same address and port after
+    /// its bucket moved and the old owner took its packets.
+    #[test]
+    fn a_client_reusing_its_port_after_a_move_reaches_the_new_owner_only() {
+        let clock = ManualClock::at(10_000_000_000);
+        let ttl = syn_ttl(REFRESH_PERIOD);
+        let (_ra, shared_a) = Refresher::with_source(Source::Proc);
+        let (_rb, shared_b) = Refresher::with_source(Source::Proc);
+        let mut a = LcoreFlows::with_clock(shared_a.clone(), ttl, clock.clone());
+        let mut b = LcoreFlows::with_clock(shared_b.clone(), ttl, clock.clone());
+        let k = key(40000);
+        // A owns the bucket: the connection opens and lives in A's kernel.
+        a.on_accept(&k, 7, Some(TcpFlags::SYN));
+        clock.advance(30 * MS);
+        publish(&shared_a, ns(&clock), &[k]);
+        assert!(a.is_known(&k));
+        // The bucket moves to B (A is the previous owner); the client closes; A's kernel drops the
+        // socket; A's next refreshes no longer have it. A accepts no SYN from now on.
+        for _ in 0..4 {
+            clock.advance(REFRESH_PERIOD);
+            publish(&shared_a, ns(&clock), &[]);
+            publish(&shared_b, ns(&clock), &[]);
+        }
+        assert!(!a.is_known(&k), "the old owner no longer claims the tuple");
+        // The client reconnects from the same address and port: B accepts the SYN and knows
+        // the flow at once, and still after its kernel reports it.
+        b.on_accept(&k, 7, Some(TcpFlags::SYN));
+        assert!(b.is_known(&k) && !a.is_known(&k));
+        clock.advance(REFRESH_PERIOD);
+        publish(&shared_b, ns(&clock), &[k]);
+        publish(&shared_a, ns(&clock), &[]);
+        for _ in 0..100 {
+            clock.advance(REFRESH_PERIOD);
+            publish(&shared_a, ns(&clock), &[]);
+            assert!(!a.is_known(&k), "never claimed by the old owner");
+        }
+        assert!(b.is_known(&k));
+    }
+
+    /// The same with a real kernel: connections on loopback to a "VIP" 127.0.0.1 from client
+    /// address 127.0.0.2; once closed, the refreshed snapshot drops them (both sources agree).
+    #[test]
+    fn the_refresher_follows_the_kernel() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let vip: IpAddr = "127.0.0.1".parse().unwrap();
+        let c = PipelineConfig::new(
+            EthernetAddress([2, 0, 0, 0, 0, 1]),
+            vec![Vip::new(vip, vec![Rule::new(Protocol::Tcp, PortRange::single(port), Affinity::OnPort)])],
+            256,
+            HashKey::from_seed(5),
+        )
+        .unwrap();
+        let connect = || {
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            s.bind(&"127.0.0.2:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+            s.connect(&l.local_addr().unwrap().into()).unwrap();
+            let s: std::net::TcpStream = s.into();
+            let srv = l.accept().unwrap().0;
+            let k = FlowKey { protocol: IpProtocol::Tcp, client: "127.0.0.2".parse().unwrap(), client_port: s.local_addr().unwrap().port(), vip, vip_port: port };
+            (s, srv, k)
+        };
+        let conns: Vec<_> = (0..5).map(|_| connect()).collect();
+        let (mut diag, shared) = Refresher::new();
+        assert_eq!(diag.source(), Source::SockDiag);
+        let (mut proc_, _) = Refresher::with_source(Source::Proc);
+        let (known, per_bucket) = diag.collect(&c);
+        assert_eq!(known, proc_.collect(&c).0, "sock_diag and /proc agree");
+        for (_, _, k) in &conns {
+            assert!(known.contains(k), "{k:?} in {known:?}");
+            assert!(per_bucket[bucket_of(&c.hash_key, k.client, Some(k.client_port), 256) as usize] >= 1);
+        }
+        assert_eq!(known.len(), 5, "the listener and the clients' own sockets are not VIP flows: {known:?}");
+        diag.publish(known, crate::run::now_ns());
+        let f = LcoreFlows::new(shared.clone());
+        assert!(conns.iter().all(|(_, _, k)| f.is_known(k)));
+        let mut conns = conns;
+        let (cl, srv, gone) = conns.remove(0);
+        drop(srv);
+        drop(cl);
+        std::thread::sleep(Duration::from_millis(20));
+        let (known, _) = diag.collect(&c);
+        assert_eq!(known, proc_.collect(&c).0);
+        diag.publish(known, crate::run::now_ns());
+        assert!(!f.is_known(&gone), "closed: the kernel let it go, so does the snapshot");
+        assert!(conns.iter().all(|(_, _, k)| f.is_known(k)));
+    }
+
+    #[test]
+    fn the_cadence_stretches_on_costly_refreshes_only() {
+        let mut c = Cadence::default();
+        assert_eq!(c.period(), REFRESH_PERIOD);
+        assert_eq!(c.after(Duration::from_micros(300)), REFRESH_PERIOD);
+        assert_eq!(c.after(Duration::from_millis(5)), Duration::from_millis(50));
+        assert_eq!(c.after(Duration::from_millis(40)), REFRESH_MAX_PERIOD);
+        assert!(syn_ttl(REFRESH_MAX_PERIOD) > 2 * REFRESH_MAX_PERIOD);
+    }
+
+    #[test]
+    fn handover_detection() {
+        let e = |o, p| BucketEntry { owner: o, prev_owner: p };
+        assert!(!handover_involves(&[e(1, NO_NODE), e(2, NO_NODE)], 1));
+        assert!(handover_involves(&[e(1, 2)], 1));
+        assert!(handover_involves(&[e(2, 1)], 1));
+        assert!(!handover_involves(&[e(2, 3)], 1));
+        assert!(!handover_involves(&[e(1, 1)], 1));
+    }
+}
