@@ -260,6 +260,30 @@ impl Lifecycle {
         self.unproven.iter().map(String::as_str)
     }
 
+    /// A configuration reload replaced the checkers with `names`. If they run, they restart
+    /// ([`Effect::StartCheckers`]; every checker is unproven again in the verdicts). In UP the
+    /// node stays UP: a new checker that then fails applies its action as any other. In WAIT
+    /// the node keeps waiting for the unproven checkers of the new set and for the new ones;
+    /// a checker removed from the file no longer holds it out (it joins if nothing else
+    /// does).
+    pub fn replace_checkers<S: Into<String>>(&mut self, names: impl IntoIterator<Item = S>) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        let old = std::mem::replace(&mut self.checkers, names.into_iter().map(Into::into).collect());
+        let new = &self.checkers;
+        self.waiting.retain(|n| new.contains(n));
+        self.unproven.retain(|n| new.contains(n));
+        if self.state == State::Wait && self.checkers_running {
+            self.unproven.extend(new.iter().filter(|n| !old.contains(n)).cloned());
+        }
+        if self.checkers_running {
+            fx.push(Effect::StartCheckers);
+            if self.state == State::Wait && self.unproven.is_empty() && self.waiting.is_empty() {
+                self.join("the checkers holding the node out were removed (reload)", &mut fx);
+            }
+        }
+        fx
+    }
+
     /// The restart policy (its count and limits).
     pub fn policy(&self) -> &RestartPolicy {
         &self.policy
@@ -486,3 +510,5 @@ impl Lifecycle {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod reload_tests;

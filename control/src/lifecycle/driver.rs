@@ -232,6 +232,32 @@ impl ModuleRuntime {
         None
     }
 
+    /// A configuration reload: replaces the checkers (their threads restart if they ran; see
+    /// [`Lifecycle::replace_checkers`]). Results of the old threads are ignored (their epoch).
+    pub fn replace_checkers(&mut self, checkers: Vec<CheckerSpec>, now: Instant) -> Vec<Notice> {
+        if let Some(t) = self.threads.take() {
+            t.stop();
+        }
+        // The new verdicts continue the old epochs, so no late result of an old thread (whose
+        // index means another checker now) is taken.
+        let epoch = self.health.epoch();
+        let mut health = Health::new(checkers.iter().map(CheckerInfo::from));
+        while health.epoch() < epoch {
+            health.reset();
+        }
+        self.health = health;
+        let names: Vec<String> = checkers.iter().map(|c| c.name.clone()).collect();
+        self.specs = checkers.into();
+        self.logs.info(&format!("checkers replaced (reload): {}", if names.is_empty() { "none".into() } else { names.join(", ") }));
+        let mut notices = Vec::new();
+        for fx in self.lifecycle.replace_checkers(names) {
+            if let Some(next) = self.apply(fx, &mut notices) {
+                notices.extend(self.feed(next, now));
+            }
+        }
+        notices
+    }
+
     /// Fills the lifecycle's part of the status: state, since, pending command, checkers,
     /// restart count.
     pub fn fill_status(&self, st: &mut Status, now: Instant) {
