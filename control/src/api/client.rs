@@ -302,6 +302,16 @@ impl ApiClient {
         let body = serde_json::json!({ "reason": reason }).to_string();
         self.request("POST", &format!("/api/v1/{}", c.as_str()), Some(body.as_bytes())).map(|_| ())
     }
+
+    /// `POST /api/v1/{weight,drain,undrain,reload}` with an optional reason (and the token, over
+    /// TCP). Accepted means queued: the outcome shows in the status's `live`.
+    pub fn admin(&self, op: super::AdminOp, reason: Option<&str>) -> Result<(), ClientError> {
+        let body = match op {
+            super::AdminOp::Weight(w) => serde_json::json!({ "weight": w, "reason": reason }),
+            _ => serde_json::json!({ "reason": reason }),
+        };
+        self.request("POST", &format!("/api/v1/{}", op.as_str()), Some(body.to_string().as_bytes())).map(|_| ())
+    }
 }
 
 /// Splits a complete HTTP/1.1 answer into its status and body (cut at `Content-Length`).

@@ -5,11 +5,12 @@
 //!
 //! | method | path | answer |
 //! | --- | --- | --- |
-//! | GET, HEAD | `/var/modules/<module>/ready.txt` | 200 `OK` when UP; 404 (body: the state) otherwise |
+//! | GET, HEAD | `/var/modules/<module>/ready.txt` | 200 `OK` when UP with a weight above 0; 404 (body: the state) otherwise |
 //! | GET | `/api/v1/status` | [`Status`] as JSON |
 //! | GET | `/api/v1/buckets/<n>` | [`BucketOwner`] as JSON |
 //! | GET | `/metrics` | Prometheus text format ([`metrics::render`]) |
 //! | POST | `/api/v1/start`, `/api/v1/stop`, `/api/v1/restart` | 202; over TCP needs `Authorization: Bearer <token>`, over the Unix socket nothing |
+//! | POST | `/api/v1/weight` (body `{"weight": 0..1000}`), `/api/v1/drain`, `/api/v1/undrain`, `/api/v1/reload` | 202, same authorization; outcome in the status's `live` |
 //!
 //! POST bodies are optional; when present they are a JSON object `{"reason": "..."}`. Errors are
 //! JSON `{"error": "..."}`: 400 bad body, 401 missing or wrong token, 403 no token configured
@@ -34,7 +35,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 
 pub use client::{ApiClient, ClientError};
-pub use server::{ApiError, ApiServer, ApiSettings, CommandRequest, Routes};
+pub use server::{AdminOp, AdminRequest, AdminSink, ApiError, ApiServer, ApiSettings, CommandRequest, Routes, MAX_WEIGHT};
 
 use crate::lifecycle::{Command, State};
 
@@ -186,6 +187,9 @@ pub struct Status {
     pub heartbeat: HeartbeatStats,
     /// The data plane (`None` in control-only mode or before it attaches).
     pub dataplane: Option<DataplaneSummary>,
+    /// This node's weight and the last configuration reload (`None`: not reported).
+    #[serde(default)]
+    pub live: Option<LiveStatus>,
     /// The published table, per bucket (not serialized in the status; see
     /// `GET /api/v1/buckets/<n>`).
     #[serde(skip)]
@@ -233,6 +237,39 @@ impl Status {
             table_generation: self.table_generation,
         })
     }
+}
+
+/// This node's weight and the last configuration reload (`farmctl weight`, `drain`,
+/// `undrain`, `reload`, SIGHUP).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveStatus {
+    /// The weight this node runs with (0: drained).
+    pub weight: u16,
+    /// Its `[[node]] weight` in the configuration file.
+    pub config_weight: u16,
+    /// The weight set by `farmctl weight` or `drain`, in force until `undrain` or until a
+    /// reload finds the file's weight changed (`None`: the file's).
+    pub runtime_weight: Option<u16>,
+    /// The last reload, if any.
+    pub last_reload: Option<ReloadReport>,
+}
+
+/// What a configuration reload did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// Reloads since farmd started (1 for the first).
+    pub seq: u64,
+    /// When (Unix ms).
+    pub unix_ms: u64,
+    /// What asked for it (`SIGHUP`, `farmctl reload` over the Unix socket or from an address).
+    pub trigger: String,
+    /// `applied`, `unchanged`, `refused` (keys that cannot change live) or `invalid` (the file
+    /// does not load).
+    pub outcome: String,
+    /// The changes applied or accepted, one line each.
+    pub changes: Vec<String>,
+    /// Why nothing changed: the refused keys with their reasons, or the file's errors.
+    pub problems: Vec<String>,
 }
 
 /// `GET /api/v1/buckets/<n>`.

@@ -88,6 +88,68 @@ struct CommandBody {
     reason: Option<String>,
 }
 
+/// A live change asked through the API (`farmctl weight`, `drain`, `undrain`, `reload`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminOp {
+    /// Set this node's weight (0..=[`MAX_WEIGHT`]; 0 drains) until the file changes it.
+    Weight(u16),
+    /// Weight 0: new connections go to the other nodes, held ones finish here; the node
+    /// stays UP (NLB's drainstop).
+    Drain,
+    /// Back to the configuration file's weight.
+    Undrain,
+    /// Re-read, check and apply the configuration file (as SIGHUP does).
+    Reload,
+}
+
+impl AdminOp {
+    /// The endpoint's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminOp::Weight(_) => "weight",
+            AdminOp::Drain => "drain",
+            AdminOp::Undrain => "undrain",
+            AdminOp::Reload => "reload",
+        }
+    }
+}
+
+/// The largest weight (as in the configuration file).
+pub const MAX_WEIGHT: u16 = 1000;
+
+/// A live change received by the API, for farmd's loop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminRequest {
+    /// The change.
+    pub op: AdminOp,
+    /// The optional `reason` of the body.
+    pub reason: Option<String>,
+    /// The client (`None`: the Unix socket).
+    pub from: Option<SocketAddr>,
+}
+
+/// Where the API sends [`AdminRequest`]s, and how it wakes farmd's loop after each.
+#[derive(Clone)]
+pub struct AdminSink {
+    /// The channel (farmd's loop reads it).
+    pub tx: Sender<AdminRequest>,
+    /// Wakes the loop.
+    pub wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for AdminSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSink").finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeightBody {
+    weight: i64,
+    reason: Option<String>,
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
@@ -110,6 +172,7 @@ pub struct Routes {
     settings: ApiSettings,
     status: SharedStatus,
     commands: Sender<CommandRequest>,
+    admin: Option<AdminSink>,
 }
 
 fn json<T: Serialize>(code: u16, body: &T) -> HttpResponse {
@@ -128,9 +191,20 @@ fn not_allowed(allow: &str) -> HttpResponse {
 impl ApiServer {
     /// Binds and starts the server thread. Dropping the server stops it at once.
     pub fn start(settings: ApiSettings, status: SharedStatus, commands: Sender<CommandRequest>) -> Result<ApiServer, ApiError> {
+        ApiServer::start_with_admin(settings, status, commands, None)
+    }
+
+    /// [`ApiServer::start`] that also takes live changes (`weight`, `drain`, `undrain`,
+    /// `reload`) and sends them to `admin` (without it they are answered 503).
+    pub fn start_with_admin(
+        settings: ApiSettings,
+        status: SharedStatus,
+        commands: Sender<CommandRequest>,
+        admin: Option<AdminSink>,
+    ) -> Result<ApiServer, ApiError> {
         let (listen, unix, limits) = (settings.listen, settings.unix_socket.clone(), settings.limits);
         let err = settings.clone();
-        let routes = Arc::new(Routes { settings, status, commands });
+        let routes = Arc::new(Routes { settings, status, commands, admin });
         let http = HttpServer::start_on(listen, unix.as_deref(), limits, routes).map_err(|e| listen_error(&err, &e))?;
         tracing::info!(addr = %http.local_addr(), unix = ?unix, "API listening");
         Ok(ApiServer { http })
@@ -156,7 +230,13 @@ impl super::http::Handler for Routes {
 impl Routes {
     /// Routes without a server (for tests and embedding).
     pub fn new(settings: ApiSettings, status: SharedStatus, commands: Sender<CommandRequest>) -> Routes {
-        Routes { settings, status, commands }
+        Routes { settings, status, commands, admin: None }
+    }
+
+    /// Also takes live changes, sent to `admin`.
+    pub fn with_admin(mut self, admin: AdminSink) -> Routes {
+        self.admin = Some(admin);
+        self
     }
 
     /// Answers one request.
@@ -172,8 +252,11 @@ impl Routes {
                 if *module != self.settings.module {
                     return error(404, &format!("no module {module:?} here"));
                 }
-                let state = self.state();
-                if state == State::Up {
+                let (state, drained) = self.state_drained();
+                if state == State::Up && drained {
+                    // New connections must go elsewhere (a cloud load balancer's view of drain).
+                    HttpResponse::new(404, "text/plain", "UP (drained: weight 0)\n")
+                } else if state == State::Up {
                     HttpResponse::new(200, "text/plain", "OK\n")
                 } else {
                     HttpResponse::new(404, "text/plain", format!("{state}\n"))
@@ -218,12 +301,67 @@ impl Routes {
                 };
                 self.command(req, command)
             }
+            ["api", "v1", op @ ("weight" | "drain" | "undrain" | "reload")] => {
+                if req.method != "POST" {
+                    return not_allowed("POST");
+                }
+                self.admin(req, op)
+            }
             _ => error(404, &format!("no such path: {path}")),
         }
     }
 
-    fn state(&self) -> State {
-        self.status.read().unwrap_or_else(|p| p.into_inner()).state
+    /// The state, and whether this node runs with weight 0 (drained).
+    fn state_drained(&self) -> (State, bool) {
+        let st = self.status.read().unwrap_or_else(|p| p.into_inner());
+        (st.state, st.live.as_ref().is_some_and(|l| l.weight == 0))
+    }
+
+    /// `POST /api/v1/{weight,drain,undrain,reload}`.
+    fn admin(&self, req: &HttpRequest, op: &str) -> HttpResponse {
+        if let Err(r) = self.authorized(req) {
+            return r;
+        }
+        let Some(sink) = &self.admin else {
+            return error(503, "live changes are not available here");
+        };
+        let (op, reason) = if op == "weight" {
+            match serde_json::from_slice::<WeightBody>(&req.body) {
+                Ok(b) => match u16::try_from(b.weight) {
+                    Ok(w) if w <= MAX_WEIGHT => (AdminOp::Weight(w), b.reason),
+                    _ => return error(400, &format!("expected a weight between 0 and {MAX_WEIGHT}, got {}", b.weight)),
+                },
+                Err(e) => return error(400, &format!("expected a JSON body like {{\"weight\": 3, \"reason\": \"...\"}}: {e}")),
+            }
+        } else {
+            let op = match op {
+                "drain" => AdminOp::Drain,
+                "undrain" => AdminOp::Undrain,
+                _ => AdminOp::Reload,
+            };
+            match self.reason(req) {
+                Ok(r) => (op, r),
+                Err(r) => return r,
+            }
+        };
+        match sink.tx.try_send(AdminRequest { op, reason, from: req.peer }) {
+            Ok(()) => {
+                (sink.wake)();
+                json(202, &Accepted { accepted: op.as_str() })
+            }
+            Err(TrySendError::Full(_)) => error(503, "too many commands queued; try again"),
+            Err(TrySendError::Disconnected(_)) => error(503, "farmd is shutting down"),
+        }
+    }
+
+    /// The optional `{"reason": "..."}` body.
+    fn reason(&self, req: &HttpRequest) -> Result<Option<String>, HttpResponse> {
+        if req.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        serde_json::from_slice::<CommandBody>(&req.body)
+            .map(|b| b.reason)
+            .map_err(|e| error(400, &format!("expected a JSON body like {{\"reason\": \"...\"}}: {e}")))
     }
 
     fn authorized(&self, req: &HttpRequest) -> Result<(), HttpResponse> {
