@@ -41,11 +41,16 @@
 //!   several farmd on one machine without DPDK).
 //! - **SIGTERM / SIGINT**: graceful stop (leave, `stop_both`, `stop_both force`), then the
 //!   data plane is stopped and farmd exits 0. A second signal exits at once (status 1).
-//!   SIGHUP is logged and ignored (no reload: restart farmd).
+//! - **SIGHUP, `farmctl reload`**: the configuration file is re-read and checked as at start;
+//!   a broken file, or one that changes keys that cannot change live, changes nothing and is
+//!   logged with the reasons; otherwise this node's weight and the checkers are applied
+//!   ([`reload`], `live.rs`). `farmctl weight`, `drain`, `undrain` set the weight at once.
 
 mod incarnation;
 mod lease;
+mod live;
 mod net;
+mod reload;
 mod run;
 mod settings;
 mod status;
@@ -61,7 +66,7 @@ use farm_table::{BucketEntry, DataplaneStatus, TableWriter};
 
 pub use settings::{membership_config, DataplaneMode, Options, Prepared, DRAIN_TIMEOUT};
 
-use crate::api::{ApiServer, CommandRequest, SharedStatus};
+use crate::api::{AdminRequest, ApiServer, CommandRequest, SharedStatus};
 use crate::checkers::SharedDataplane;
 use crate::lifecycle::driver::ModuleRuntime;
 use crate::logs::Logs;
@@ -147,6 +152,10 @@ pub struct Daemon {
     status: SharedStatus,
     api: Option<ApiServer>,
     cmds: Receiver<CommandRequest>,
+    /// Live changes from the API (weight, drain, undrain, reload).
+    admin_rx: Receiver<AdminRequest>,
+    /// Runtime weight, reload reports, weights last logged.
+    live: live::Live,
     bridge: Option<wakeups::Bridge>,
     signals: wakeups::Signals,
     witness: Option<witness::Witness>,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use farm_table::{TableError, TableParams, TableWriter, MAX_NODES};
 use mio::{Events, Poll, Token, Waker};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::settings::{DataplaneMode, Prepared};
 use super::supervisor::{self, DataplaneCommand, DpEvent, Supervisor};
@@ -61,8 +61,11 @@ impl Daemon {
         let rt = ModuleRuntime::from_config(cfg, &p.node, view, logs.clone())?;
         let status = api::shared_status(Status::from_config(cfg, &p.node));
         let (api_tx, api_rx) = crossbeam::channel::unbounded::<CommandRequest>();
-        let api = ApiServer::start(p.api.clone(), status.clone(), api_tx)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(io_err("mio waker"))?);
+        let (admin_tx, admin_rx) = crossbeam::channel::bounded::<api::AdminRequest>(64);
+        let wake = waker.clone();
+        let admin = api::AdminSink { tx: admin_tx, wake: Arc::new(move || drop(wake.wake())) };
+        let api = ApiServer::start_with_admin(p.api.clone(), status.clone(), api_tx, Some(admin))?;
         let (bridge, cmds) =
             Bridge::spawn(api_rx, rt.script_receiver().clone(), rt.observation_receiver().clone(), waker)
                 .map_err(io_err("thread"))?;
@@ -151,6 +154,8 @@ impl Daemon {
             status,
             api: Some(api),
             cmds,
+            admin_rx,
+            live: super::live::Live::default(),
             bridge: Some(bridge),
             signals,
             witness,
@@ -231,7 +236,11 @@ impl Daemon {
         // SIGCHLD (or any signal): look at the data plane now.
         self.next_housekeeping = now;
         if r.hup {
-            self.logs.warn("SIGHUP ignored: farmd does not reload its configuration (restart farmd to apply changes)");
+            if self.term_signals > 0 {
+                self.logs.warn("SIGHUP ignored: farmd is exiting");
+            } else {
+                self.reload("SIGHUP", now);
+            }
         }
         if r.term {
             self.term_signals += 1;
@@ -274,6 +283,9 @@ impl Daemon {
     fn step(&mut self, now: Instant) {
         while let Ok(req) = self.cmds.try_recv() {
             self.command(req, now);
+        }
+        while let Ok(req) = self.admin_rx.try_recv() {
+            self.admin(req, now);
         }
         let n = self.rt.poll(now);
         self.notices(n, now);
@@ -583,7 +595,7 @@ impl Daemon {
         }
     }
 
-    fn log_event(&self, e: Event) {
+    fn log_event(&mut self, e: Event) {
         match e {
             Event::PeerAlive { id, incarnation } => {
                 self.logs.info(&format!("node {} is alive (incarnation {incarnation})", self.name(id)))
@@ -592,9 +604,12 @@ impl Daemon {
                 self.logs.info(&format!("node {} restarted (incarnation {incarnation})", self.name(id)))
             }
             Event::PeerDead { id } => self.logs.warn(&format!("node {} is dead (no valid heartbeat)", self.name(id))),
-            Event::ViewChanged { view } => self.logs.info(&format!("view: {}", self.names(view))),
-            Event::Acquired { buckets } => info!(buckets, "took buckets"),
-            Event::Released { buckets } => info!(buckets, "released buckets"),
+            Event::ViewChanged { view } => {
+                let weights = self.weight_changes(view);
+                self.logs.info(&format!("view: {}{weights}", self.names(view)))
+            }
+            Event::Acquired { buckets } => self.log_moved(true, buckets),
+            Event::Released { buckets } => self.log_moved(false, buckets),
             Event::Stalled { gap } => self.logs.warn(&format!(
                 "farmd was stalled for {} ms: released every bucket, rejoining",
                 gap.as_millis()

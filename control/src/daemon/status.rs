@@ -61,6 +61,7 @@ impl Daemon {
                 m.last_heard_ms_ago = p.last_seen.map(|s| mnow.saturating_sub(s).as_millis() as u64);
             }
         }
+        self.fill_live(&mut st);
         st.view = (0..64u8).filter(|i| view & (1 << i) != 0).collect();
         st.table_generation = generation;
         st.buckets_owned = self.node.owned_count();
