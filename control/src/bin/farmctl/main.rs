@@ -8,6 +8,12 @@
 //!   status                     the full status (JSON)
 //!   start|stop|restart         ask farmd: over its Unix socket <run_dir>/farmd.sock (root, no
 //!                              token), else over TCP with the [api] token_file token
+//!   weight [W]                 print this node's weight, or set it (0..1000, 0 drains) until
+//!                              undrain or a reload that changes it in the file
+//!   drain / undrain            weight 0 (new connections go to the other nodes, held ones
+//!                              finish here, the node stays UP) / back to the file's weight
+//!   reload                     re-read the configuration (as SIGHUP): applied, or refused
+//!                              with the keys that cannot change live (exit 1)
 //!   log [-n N] / applog [-n N] print the module / application log (last N lines)
 //!   printi MSG / printe MSG    append an information / error entry to the module log
 //!   which CLIENT[:PORT]        the bucket of a client and its owner
@@ -28,7 +34,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use farm_config::{Config, ConfigError};
 use farm_control::api::client::{base_url, probe_unix, socket_path, Probe};
-use farm_control::api::{ApiClient, ClientError};
+use farm_control::api::{AdminOp, ApiClient, ClientError};
 use farm_control::lifecycle::Command as LcCommand;
 use farm_control::logs::{self, Level, LogSettings};
 
@@ -60,6 +66,22 @@ enum Cmd {
     Stop(Reason),
     /// Stop, then start the module.
     Restart(Reason),
+    /// Print this node's weight, or set it (0..1000; 0 drains) until `undrain` or a reload that
+    /// changes it in the file.
+    Weight {
+        /// The new weight.
+        weight: Option<u16>,
+        #[command(flatten)]
+        reason: Reason,
+    },
+    /// Weight 0: new connections go to the other nodes, the connections held here finish; the
+    /// node stays UP (NLB's drainstop). `undrain` or `weight W` brings it back.
+    Drain(Reason),
+    /// Back to the configuration file's weight (after `drain` or `weight`).
+    Undrain(Reason),
+    /// Re-read the configuration file (as SIGHUP does): applied if every changed key can change
+    /// live, else nothing changes and the keys are named (exit 1).
+    Reload(Reason),
     /// Print the module log.
     Log(Tail),
     /// Print the application log (script output).
@@ -225,6 +247,116 @@ fn command(cli: &Cli, c: LcCommand, reason: &Reason) -> Result<()> {
     Ok(())
 }
 
+/// Sends a live change the way [`command`] sends commands; returns the client that took it.
+fn admin(cli: &Cli, cfg: &Config, op: AdminOp, reason: &Reason) -> Result<ApiClient> {
+    let mut unix_note = String::new();
+    if cli.api.is_none() {
+        let client = ApiClient::unix(&socket_path(cfg), TIMEOUT);
+        match client.admin(op, reason.reason.as_deref()) {
+            Ok(()) => return Ok(client),
+            Err(e @ (ClientError::Unreachable { .. } | ClientError::Denied { .. })) => unix_note = format!(" (Unix socket: {e})"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let token = cfg.read_token()?;
+    if token.is_none() {
+        bail!("{}: [api] token_file is not set: farmd refuses commands over TCP{unix_note}", cfg.origin);
+    }
+    let base = cli.api.clone().unwrap_or_else(|| base_url(cfg.api.listen));
+    let client = ApiClient::new(&base, token, TIMEOUT);
+    client.admin(op, reason.reason.as_deref())?;
+    Ok(client)
+}
+
+/// Polls the status until `done` says so (at most [`TIMEOUT`]).
+fn wait_status<T>(api: &ApiClient, done: impl Fn(&farm_control::api::Status) -> Option<T>) -> Result<T> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let st = api.status()?;
+        if let Some(t) = done(&st) {
+            return Ok(t);
+        }
+        if t0.elapsed() > TIMEOUT {
+            bail!("farmd took the request but did not report it done within {}", humantime::format_duration(TIMEOUT));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn live(st: &farm_control::api::Status) -> Result<&farm_control::api::LiveStatus> {
+    st.live.as_ref().context("this farmd does not report its weight (older version?)")
+}
+
+fn weight(cli: &Cli, w: Option<u16>, reason: &Reason) -> Result<()> {
+    let cfg = load_config(cli)?;
+    let op = match w {
+        None => {
+            let st = reader(cli, &cfg).status()?;
+            let l = live(&st)?;
+            let how = match l.runtime_weight {
+                Some(_) => format!("set at runtime; the file says {}", l.config_weight),
+                None => "from the file".to_string(),
+            };
+            println!("weight {} ({how}); owns {} of {} buckets", l.weight, st.buckets_owned, st.buckets_total);
+            return Ok(());
+        }
+        Some(w) if w > farm_control::api::MAX_WEIGHT => bail!("expected a weight between 0 and {}, got {w}", farm_control::api::MAX_WEIGHT),
+        Some(0) => AdminOp::Drain,
+        Some(w) => AdminOp::Weight(w),
+    };
+    set_weight(cli, &cfg, op, reason)
+}
+
+fn set_weight(cli: &Cli, cfg: &Config, op: AdminOp, reason: &Reason) -> Result<()> {
+    let api = admin(cli, cfg, op, reason)?;
+    let (w, file) = wait_status(&api, |st| {
+        let l = st.live.as_ref()?;
+        let want = match op {
+            AdminOp::Weight(w) => w,
+            AdminOp::Drain => 0,
+            _ => l.config_weight,
+        };
+        (l.weight == want && (op != AdminOp::Undrain || l.runtime_weight.is_none())).then_some((l.weight, l.config_weight))
+    })?;
+    match op {
+        AdminOp::Drain => println!(
+            "drained: weight 0 (the file says {file}); new connections go to the other nodes, the connections held here finish here; the node stays UP. `farmctl undrain` brings it back"
+        ),
+        AdminOp::Undrain => println!("weight {w} (from the file)"),
+        _ => println!("weight {w} (the file says {file}; kept until `farmctl undrain` or a reload that changes it in the file)"),
+    }
+    println!("buckets move as the peers agree: see `farmctl status` (buckets_owned) and the module log");
+    Ok(())
+}
+
+fn reload(cli: &Cli, reason: &Reason) -> Result<u8> {
+    let cfg = load_config(cli)?;
+    let before = reader(cli, &cfg).status().ok().and_then(|st| st.live.and_then(|l| l.last_reload)).map_or(0, |r| r.seq);
+    let api = admin(cli, &cfg, AdminOp::Reload, reason)?;
+    let r = wait_status(&api, |st| st.live.as_ref()?.last_reload.clone().filter(|r| r.seq > before))?;
+    match r.outcome.as_str() {
+        "applied" => {
+            println!("reloaded {}:", cfg.origin);
+            for c in &r.changes {
+                println!("  {c}");
+            }
+            Ok(0)
+        }
+        "unchanged" => {
+            println!("reloaded {}: nothing changed", cfg.origin);
+            Ok(0)
+        }
+        outcome => {
+            let why = if outcome == "refused" { "keys that cannot change live" } else { "the file is not valid" };
+            eprintln!("farmctl: reload {outcome}, nothing changed ({why}):");
+            for p in &r.problems {
+                eprintln!("  {p}");
+            }
+            Ok(1)
+        }
+    }
+}
+
 fn print_log(cli: &Cli, name: &str, tail: &Tail) -> Result<()> {
     let cfg = load_config(cli)?;
     let path = cfg.module.log_dir.join(name);
@@ -312,6 +444,10 @@ fn run(cli: &Cli) -> Result<u8> {
         Cmd::Start(r) => command(cli, LcCommand::Start, r)?,
         Cmd::Stop(r) => command(cli, LcCommand::Stop, r)?,
         Cmd::Restart(r) => command(cli, LcCommand::Restart, r)?,
+        Cmd::Weight { weight: w, reason } => weight(cli, *w, reason)?,
+        Cmd::Drain(r) => set_weight(cli, &load_config(cli)?, AdminOp::Drain, r)?,
+        Cmd::Undrain(r) => set_weight(cli, &load_config(cli)?, AdminOp::Undrain, r)?,
+        Cmd::Reload(r) => return reload(cli, r),
         Cmd::Log(t) => print_log(cli, logs::MODULE_LOG, t)?,
         Cmd::Applog(t) => print_log(cli, logs::APP_LOG, t)?,
         Cmd::Printi { msg } => print_entry(cli, Level::Info, msg)?,
@@ -363,5 +499,11 @@ mod tests {
         let c = Cli::try_parse_from(["farmctl", "printe", "disk", "full"]).unwrap();
         assert!(matches!(c.cmd, Cmd::Printe { ref msg } if msg.join(" ") == "disk full"));
         assert!(Cli::try_parse_from(["farmctl", "bogus"]).is_err());
+        let c = Cli::try_parse_from(["farmctl", "weight", "3", "--reason", "bigger box"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Weight { weight: Some(3), ref reason } if reason.reason.as_deref() == Some("bigger box")));
+        assert!(matches!(Cli::try_parse_from(["farmctl", "weight"]).unwrap().cmd, Cmd::Weight { weight: None, .. }));
+        assert!(Cli::try_parse_from(["farmctl", "weight", "-1"]).is_err());
+        assert!(matches!(Cli::try_parse_from(["farmctl", "drain"]).unwrap().cmd, Cmd::Drain(_)));
+        assert!(matches!(Cli::try_parse_from(["farmctl", "reload"]).unwrap().cmd, Cmd::Reload(_)));
     }
 }
