@@ -65,6 +65,7 @@ fn groups() -> Vec<Group> {
                 ("farmd_sigstop_5s_no_syn_answered_twice", farmd_sigstop_5s, true),
                 ("dataplane_sigstop_3s_no_syn_answered_twice", dataplane_sigstop, true),
                 ("cpu_starvation_5s_no_syn_answered_twice", cpu_starvation, true),
+                ("cpu_starvation_1s_stalls_no_syn_answered_twice", cpu_starvation_long_stalls, true),
                 ("heartbeat_loss_20pct_2min_no_false_death", loss_20_2min, true),
                 ("heartbeat_loss_40pct_2min_no_false_death", loss_40_2min, true),
             ],
@@ -137,8 +138,19 @@ fn dataplane_sigstop(lab: &mut Lab) {
     check(lab, Fault::DataplanePause(Duration::from_secs(3)), 2, true, "dp-stop");
 }
 
+/// farmd and the data plane of n2 get 5 ms of CPU per 100 ms for 5 s.
 fn cpu_starvation(lab: &mut Lab) {
-    check(lab, Fault::Starve { quota_us: 5_000, period_us: 100_000, hold: Duration::from_secs(5) }, 2, true, "starve");
+    let fault = Fault::Starve { quota_us: 5_000, period_us: 100_000, hold: Duration::from_secs(5) };
+    let r = check(lab, fault, 2, true, "starve");
+    assert!(r.throttled.is_some_and(|(_, t)| t > 0), "the quota never bit: {:?}", r.throttled);
+}
+
+/// 2 ms of CPU per second (the longest quota period) for 6 s: stalls of about a second, as long
+/// as `dead_after`, after each of which the data plane runs again on what queued meanwhile.
+fn cpu_starvation_long_stalls(lab: &mut Lab) {
+    let fault = Fault::Starve { quota_us: 2_000, period_us: 1_000_000, hold: Duration::from_secs(6) };
+    let r = check(lab, fault, 2, true, "starve-long");
+    assert!(r.throttled.is_some_and(|(_, t)| t > 0), "the quota never bit: {:?}", r.throttled);
 }
 
 fn loss(lab: &mut Lab, percent: u8, hold: Duration) {
@@ -183,6 +195,8 @@ fn api_idle_flood(lab: &mut Lab) {
     let r = lab.api_flood(1, 1000, Duration::from_secs(10), Duration::from_millis(100)).unwrap();
     println!("  n1: {r}");
     assert!(r.polls >= 50, "too few polls: {r}");
+    // The node closes idle connections after its header timeout (2 s); the flood reopens them.
+    assert!(r.open_mean >= 750.0, "the flood thinned out: {r}");
     assert!(r.answered_share() >= 0.99, "the health URL answered {:.1}% of the polls: {r}", 100.0 * r.answered_share());
     assert_eq!(lab.health(1), Health::Up);
 }

@@ -250,6 +250,14 @@ fn cgroup_of(pid: i32, v2: bool) -> Option<String> {
     })
 }
 
+/// Moves every process of cgroup `dir` to the hierarchy's root `root`.
+fn empty_cgroup(dir: &Path, root: &Path) {
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    for p in procs.split_whitespace() {
+        let _ = std::fs::write(root.join("cgroup.procs"), p);
+    }
+}
+
 /// Processes held in a cgroup with a CPU quota (CPU starvation) until dropped or
 /// [`Starve::end`]: then they go back to their cgroups and the cgroup is removed.
 #[derive(Debug)]
@@ -272,6 +280,8 @@ impl Starve {
         };
         let dir = root.join(format!("farmlab-{name}"));
         if dir.exists() {
+            // Left by an interrupted run.
+            empty_cgroup(&dir, &root);
             let _ = std::fs::remove_dir(&dir);
         }
         if v2 {
@@ -292,6 +302,16 @@ impl Starve {
             s.moved.push((p, before));
         }
         Ok(s)
+    }
+
+    /// `(nr_periods, nr_throttled)` of the cgroup's `cpu.stat` so far: how many quota periods
+    /// passed, and in how many the processes were stopped for using up their quota.
+    pub fn throttled(&self) -> Option<(u64, u64)> {
+        let text = std::fs::read_to_string(self.dir.join("cpu.stat")).ok()?;
+        let field = |name: &str| {
+            text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+        };
+        Some((field("nr_periods ")?, field("nr_throttled ")?))
     }
 
     /// The processes moved.
@@ -316,8 +336,10 @@ impl Starve {
                     .or_else(|_| std::fs::write(self.root.join("cgroup.procs"), p.to_string()));
             }
         }
-        // Threads that were still exiting may hold the cgroup a moment.
+        // Processes started meanwhile (farmd's scripts and helpers) were born in the cgroup:
+        // they go to the root's; threads still exiting may hold the cgroup a moment.
         for _ in 0..50 {
+            empty_cgroup(&self.dir, &self.root);
             if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
                 return Ok(());
             }

@@ -139,6 +139,8 @@ pub struct FaultReport {
     /// started again (it exits by itself once its lease has expired and farmd is gone; if still
     /// there, the new farmd must stop it before starting its own).
     pub orphan_at_restart: Option<bool>,
+    /// [`Fault::Starve`]: `(periods, periods throttled)` of the starved processes' cgroup.
+    pub throttled: Option<(u64, u64)>,
 }
 
 impl FaultReport {
@@ -205,6 +207,9 @@ impl fmt::Display for FaultReport {
         if let Some(o) = self.orphan_at_restart {
             let what = if o { "still running (replaced by the new farmd)" } else { "gone by itself (lease expired, farmd gone)" };
             writeln!(f, "    the killed farmd's data plane when farmd started again: {what}")?;
+        }
+        if let Some((periods, throttled)) = self.throttled {
+            writeln!(f, "    CPU quota: throttled in {throttled} of {periods} periods")?;
         }
         writeln!(f, "    clients: {}", self.watch)?;
         let per_client: Vec<String> = self
@@ -319,6 +324,7 @@ impl Lab {
         let fault_at = capture_time_now();
         let mut dropped = 0;
         let mut orphan = None;
+        let mut throttled = None;
         let applied = (|| -> Result<(), LabError> {
             match fault {
                 Fault::FarmdPause(d) => {
@@ -372,6 +378,7 @@ impl Lab {
                     let pids = vec![self.farmd_pid(victim)?, self.dataplane_pid(victim)?];
                     let s = Starve::start(&format!("{}-n{victim}", self.layout.prefix()), &pids, *quota_us, *period_us)?;
                     std::thread::sleep(*hold);
+                    throttled = s.throttled();
                     s.end()?;
                 }
             }
@@ -415,106 +422,8 @@ impl Lab {
             deaths,
             dropped,
             orphan_at_restart: orphan,
+            throttled,
         })
     }
 }
 
-/// What [`Lab::api_flood`] saw.
-#[derive(Clone, Debug, Default)]
-pub struct FloodReport {
-    /// Idle connections asked for.
-    pub asked: usize,
-    /// Connections the node accepted (connect succeeded).
-    pub opened: usize,
-    /// Connections still open when the polls ended (the others were closed by the node).
-    pub still_open: usize,
-    /// Health URL polls.
-    pub polls: usize,
-    /// Polls answered 200 in time.
-    pub answered: usize,
-    /// What the other polls got.
-    pub errors: std::collections::BTreeMap<String, usize>,
-}
-
-impl FloodReport {
-    /// Share of the polls answered (0..=1).
-    pub fn answered_share(&self) -> f64 {
-        if self.polls == 0 {
-            0.0
-        } else {
-            self.answered as f64 / self.polls as f64
-        }
-    }
-}
-
-impl fmt::Display for FloodReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} idle connections asked, {} opened, {} still open at the end; health URL answered {} of {} polls ({:.1}%), other outcomes {:?}",
-            self.asked,
-            self.opened,
-            self.still_open,
-            self.answered,
-            self.polls,
-            100.0 * self.answered_share(),
-            self.errors
-        )
-    }
-}
-
-impl Lab {
-    /// Opens `conns` idle TCP connections to node `i`'s API port (its address, from the client
-    /// namespace, source addresses cycling over every client address but the first), then polls
-    /// its health URL from the first client address every `every` for `poll_for` (1 s limit per
-    /// poll), with the connections held open.
-    pub fn api_flood(&self, i: usize, conns: usize, poll_for: Duration, every: Duration) -> Result<FloodReport, LabError> {
-        use super::client::{connect, http_get, parallel, spawn_in};
-        use std::net::SocketAddrV4;
-        let api = SocketAddrV4::new(self.node_addr(i), self.api_addr()?.port());
-        let module = self.config().map(|c| c.module.name.to_string()).unwrap_or_default();
-        let path = format!("/var/modules/{module}/ready.txt");
-        let addrs = self.client_addrs();
-        let (poller, flooders) = addrs.split_first().ok_or_else(|| LabError::Invalid("no client address".into()))?;
-        let items: Vec<Ipv4Addr> = flooders.iter().copied().cycle().take(conns).collect();
-        let streams = parallel(&self.client_ns(), &items, 64, |src| {
-            connect(SocketAddrV4::new(*src, 0), api, Duration::from_secs(2)).ok()
-        })?;
-        let mut rep = FloodReport { asked: conns, opened: streams.iter().flatten().count(), ..Default::default() };
-        let poller = *poller;
-        let polls = spawn_in(&self.client_ns(), move || {
-            let mut out = Vec::new();
-            let end = Instant::now() + poll_for;
-            let mut next = Instant::now();
-            while Instant::now() < end {
-                let r = http_get(SocketAddrV4::new(poller, 0), api, &path, Duration::from_secs(1));
-                out.push(match r {
-                    Ok(r) if r.status == 200 => Ok(()),
-                    Ok(r) => Err(format!("HTTP {}", r.status)),
-                    Err(e) => Err(e.kind().to_string()),
-                });
-                next += every;
-                std::thread::sleep(next.saturating_duration_since(Instant::now()));
-            }
-            out
-        })?
-        .join()
-        .map_err(|_| LabError::Check("health poller panicked".into()))?;
-        rep.polls = polls.len();
-        rep.answered = polls.iter().filter(|r| r.is_ok()).count();
-        for e in polls.into_iter().filter_map(Result::err) {
-            *rep.errors.entry(e).or_default() += 1;
-        }
-        // A connection the node closed reads end-of-file at once; an open idle one would block.
-        rep.still_open = streams
-            .iter()
-            .flatten()
-            .filter(|s| {
-                let _ = s.set_nonblocking(true);
-                let mut b = [0u8; 1];
-                matches!(std::io::Read::read(&mut &**s, &mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-            })
-            .count();
-        Ok(rep)
-    }
-}
