@@ -206,6 +206,23 @@ impl fmt::Display for Duplicate {
     }
 }
 
+/// One RST from the VIP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reset {
+    /// Capture time (since the Unix epoch, as [`capture_time_now`]).
+    pub at: Duration,
+    /// The node that sent it (by its MAC; 0: unknown MAC).
+    pub node: usize,
+    /// The client's address and port.
+    pub client: (Ipv4Addr, u16),
+}
+
+impl fmt::Display for Reset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RST from n{} to {}:{} (t={} ms)", self.node, self.client.0, self.client.1, self.at.as_millis() % 100_000)
+    }
+}
+
 /// What a capture shows.
 #[derive(Clone, Debug, Default)]
 pub struct CaptureReport {
@@ -223,6 +240,8 @@ pub struct CaptureReport {
     pub duplicates: Vec<Duplicate>,
     /// RSTs from the VIP, per node.
     pub rsts: BTreeMap<usize, usize>,
+    /// Every RST from the VIP, in capture order (who sent it to which client, when).
+    pub resets: Vec<Reset>,
     /// ARP replies for the VIP (all carrying the virtual MAC when correct).
     pub vip_arp_replies: usize,
     /// Everything that breaks the farm's rules (empty when all is well).
@@ -386,6 +405,7 @@ pub fn analyse_timed(frames: &[(Duration, Vec<u8>)], nodes: &[(usize, Mac)], vip
             seen.push((t.ack, t.src_mac, *ts));
         } else if t.flags & RST != 0 {
             *rep.rsts.entry(node.unwrap_or(0)).or_default() += 1;
+            rep.resets.push(Reset { at: *ts, node: node.unwrap_or(0), client: key });
             let owner = answered.get(&key).and_then(|v| v.last()).map(|(_, m, _)| *m);
             match owner {
                 Some(m) if m == t.src_mac => {}
@@ -475,6 +495,7 @@ mod tests {
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         assert_eq!(r.syn_acks.get(&1), Some(&2));
         assert_eq!(r.rsts.get(&2), Some(&1));
+        assert_eq!(r.resets, vec![Reset { at: Duration::ZERO, node: 2, client: (Ipv4Addr::new(198, 18, 1, 7), 40001) }]);
         assert_eq!(r.vip_arp_replies, 1);
     }
 

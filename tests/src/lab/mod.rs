@@ -16,6 +16,7 @@
 
 mod apache;
 pub mod capture;
+pub mod changes;
 pub mod client;
 mod cmd;
 mod down;
@@ -24,6 +25,7 @@ mod farm;
 mod faults;
 mod flood;
 pub mod layout;
+pub mod longlived;
 pub mod matrix;
 mod net;
 mod ops;
