@@ -171,6 +171,10 @@ pub struct Assignment {
     /// Address pinged as a tie-breaker vote with `takeover = "majority"` (needed with 2 nodes).
     #[serde(deserialize_with = "crate::types::ip::opt")]
     pub witness: Option<IpAddr>,
+    /// Safety valve: the longest a released bucket keeps its flows on this node (`None`, the
+    /// default `"off"`: as long as they live).
+    #[serde(deserialize_with = "crate::types::duration::opt")]
+    pub drain_timeout: Option<Duration>,
 }
 
 impl Default for Assignment {
@@ -180,6 +184,7 @@ impl Default for Assignment {
             failback: true,
             takeover: Takeover::Always,
             witness: None,
+            drain_timeout: None,
         }
     }
 }
@@ -279,6 +284,10 @@ pub struct Scripts {
     /// Time limit of each script run (default 300s).
     #[serde(with = "duration")]
     pub timeout: Duration,
+    /// How long a stop waits for the node's connections to end before `stop_both force`
+    /// (default 30s); also bounds the graceful `stop_both` run.
+    #[serde(with = "duration")]
+    pub stop_drain_timeout: Duration,
     /// Extra environment variables for scripts and custom checkers.
     pub env: BTreeMap<String, String>,
 }
@@ -290,6 +299,7 @@ impl Default for Scripts {
             start_both: None,
             stop_both: None,
             timeout: Duration::from_secs(300),
+            stop_drain_timeout: Duration::from_secs(30),
             env: BTreeMap::new(),
         }
     }

@@ -578,6 +578,24 @@ pub(crate) mod duration {
         d.deserialize_str(V)
     }
 
+    /// An optional duration: `"off"` (or the key left out) is `None`.
+    pub(crate) fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Option<Duration>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"off\" or a duration string like \"100ms\", \"1s\", \"5m\" or \"24h\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<Duration>, E> {
+                if v == "off" {
+                    return Ok(None);
+                }
+                parse(v).map(Some).map_err(|e| E::custom(format!("{e}, or \"off\"")))
+            }
+        }
+        d.deserialize_str(V)
+    }
+
     /// Formats a duration the way the file writes it (`1s`, `100ms`).
     pub(crate) fn show(d: Duration) -> String {
         humantime::format_duration(d).to_string()

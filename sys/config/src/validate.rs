@@ -137,6 +137,9 @@ pub(crate) fn assignment(a: &Assignment, nodes: &[Node], vips: &[Vip], r: &mut R
             );
         }
     }
+    if a.drain_timeout.is_some_and(|t| t.is_zero()) {
+        r.err("assignment.drain_timeout", "expected \"off\" or a duration above zero");
+    }
 }
 
 pub(crate) fn dataplane(
@@ -302,6 +305,9 @@ pub(crate) fn scripts(s: &mut Scripts, r: &mut Report) {
     resolve_script(r, "scripts.stop_both", dir.as_ref(), &mut s.stop_both);
     if s.timeout.is_zero() {
         r.err("scripts.timeout", "expected a duration above zero");
+    }
+    if s.stop_drain_timeout.is_zero() {
+        r.err("scripts.stop_drain_timeout", "expected a duration above zero");
     }
     for name in s.env.keys() {
         let ok = name
