@@ -15,8 +15,13 @@
 //! - an unproven checker that fails `fail_after` times in a row applies its action as in UP:
 //!   `restart` / `stopstart` restart the application (counted by the restart policy, so an
 //!   application that never comes up ends in STOP), `wait` keeps the node in WAIT.
-//! - stop: `UP|WAIT -> STOPPING`: leave the farm first (release the buckets, wait for
-//!   [`Input::Left`]), then `stop_both` (graceful, then `force`) `-> STOP`.
+//! - stop: `UP|WAIT -> STOPPING`, a graceful stop (DESIGN.md): leave the farm first (the
+//!   membership hands the buckets over to the peers without a gap, [`Input::Left`]), keep
+//!   serving the connections the node holds, run `stop_both` (graceful: e.g. Apache's
+//!   graceful-stop ends idle keep-alive connections with a FIN after the request in flight)
+//!   while watching the connections ([`Effect::WatchDrain`]; [`Input::Drained`] when none is
+//!   left or after the stop's drain timeout), then `-> STOP`. `stop_both force` runs only if
+//!   needed: the graceful run failed or timed out, or connections were left at the timeout.
 //! - checker with action `wait` fails: `UP -> WAIT` (leave); when every such checker has
 //!   recovered (and none is unproven): `WAIT -> UP` (join).
 //! - checker with action `restart` fails: the application restarts locally:
@@ -148,8 +153,15 @@ pub enum Input {
         /// Whether they succeeded.
         ok: bool,
     },
-    /// Membership has released this node's buckets after [`Effect::Leave`].
+    /// Membership has released this node's buckets after [`Effect::Leave`] (they may still
+    /// drain: the node keeps serving the connections it holds).
     Left,
+    /// After [`Effect::WatchDrain`]: the node holds no connection any more (`flows` 0), or the
+    /// stop's drain timeout passed with `flows` connections left.
+    Drained {
+        /// Connections still held.
+        flows: u64,
+    },
     /// A checker's verdict changed.
     Checker(CheckerEvent),
 }
@@ -172,6 +184,9 @@ pub enum Effect {
     Leave,
     /// Run a phase's scripts in the background, then feed [`Input::ScriptsDone`].
     RunScripts(Phase),
+    /// Watch the connections this node holds; feed [`Input::Drained`] once none is left or
+    /// the stop's drain timeout has passed (counted from now).
+    WatchDrain,
     /// Reset the checkers' verdicts and start their threads.
     StartCheckers,
     /// Stop the checker threads.
@@ -184,7 +199,12 @@ pub enum Effect {
 enum Step {
     Idle,
     AwaitLeft,
-    RunningStop,
+    /// `stop_both` (graceful) runs; the connections drain meanwhile.
+    StopGraceful,
+    /// `stop_both` (graceful) is done; waiting for [`Input::Drained`].
+    AwaitDrain,
+    /// `stop_both force` runs.
+    StopForce,
     RunningStart,
 }
 
@@ -205,6 +225,10 @@ pub struct Lifecycle {
     step: Step,
     after: After,
     pending: Option<Command>,
+    /// The graceful stop's outcomes so far: `stop_both` (graceful) succeeded; connections
+    /// left when the drain ended.
+    graceful_ok: Option<bool>,
+    drained: Option<u64>,
     joined: bool,
     checkers_running: bool,
     waiting: BTreeSet<String>,
@@ -223,6 +247,8 @@ impl Lifecycle {
             step: Step::Idle,
             after: After::Stop,
             pending: None,
+            graceful_ok: None,
+            drained: None,
             joined: false,
             checkers_running: false,
             waiting: BTreeSet::new(),
@@ -316,9 +342,36 @@ impl Lifecycle {
             self.step = Step::AwaitLeft;
             fx.push(Effect::Leave);
         } else {
-            self.step = Step::RunningStop;
-            fx.push(Effect::RunScripts(Phase::Stop));
+            self.stop_graceful(fx);
         }
+    }
+
+    /// Out of the farm: `stop_both` (graceful) while the held connections drain.
+    fn stop_graceful(&mut self, fx: &mut Vec<Effect>) {
+        self.step = Step::StopGraceful;
+        self.graceful_ok = None;
+        self.drained = None;
+        fx.push(Effect::WatchDrain);
+        fx.push(Effect::RunScripts(Phase::StopGraceful));
+    }
+
+    /// `stop_both` (graceful) finished, or the drain ended: once both did, STOP, or `stop_both
+    /// force` first if needed.
+    fn graceful_progress(&mut self, fx: &mut Vec<Effect>) {
+        let (Step::AwaitDrain, Some(ok), Some(flows)) = (self.step, self.graceful_ok, self.drained) else { return };
+        if ok && flows == 0 {
+            fx.push(Effect::Log(Level::Info, "graceful stop complete (no connection left): stop_both force not needed".into()));
+            self.step = Step::StopForce;
+            return self.stop_done(true, fx);
+        }
+        let why = match (ok, flows) {
+            (false, 0) => "stop_both failed or timed out".to_string(),
+            (false, n) => format!("stop_both failed or timed out, {n} connections left"),
+            (true, n) => format!("{n} connections left at the drain timeout"),
+        };
+        fx.push(Effect::Log(Level::Warn, format!("{why}: running stop_both force")));
+        self.step = Step::StopForce;
+        fx.push(Effect::RunScripts(Phase::StopForce));
     }
 
     fn join(&mut self, reason: &str, fx: &mut Vec<Effect>) {
@@ -344,13 +397,27 @@ impl Lifecycle {
             Input::Command(c) => self.command(c, &mut fx),
             Input::Left => {
                 if self.state == State::Stopping && self.step == Step::AwaitLeft {
-                    self.step = Step::RunningStop;
-                    fx.push(Effect::RunScripts(Phase::Stop));
+                    self.stop_graceful(&mut fx);
                 }
                 // In WAIT the buckets were released without waiting: nothing to do.
             }
+            Input::Drained { flows } => {
+                if self.state == State::Stopping && matches!(self.step, Step::StopGraceful | Step::AwaitDrain) {
+                    self.drained.get_or_insert(flows);
+                    self.graceful_progress(&mut fx);
+                }
+            }
             Input::ScriptsDone { phase: Phase::Start, ok } => self.start_done(ok, &mut fx),
-            Input::ScriptsDone { phase: Phase::Stop, ok } => self.stop_done(ok, &mut fx),
+            Input::ScriptsDone { phase: Phase::StopGraceful, ok } => {
+                if self.state == State::Stopping && self.step == Step::StopGraceful {
+                    self.graceful_ok = Some(ok);
+                    self.step = Step::AwaitDrain;
+                    self.graceful_progress(&mut fx);
+                } else {
+                    fx.push(Effect::Log(Level::Warn, format!("stop scripts finished in state {}: ignored", self.state)));
+                }
+            }
+            Input::ScriptsDone { phase: Phase::Stop | Phase::StopForce, ok } => self.stop_done(ok, &mut fx),
             Input::Checker(ev) => self.checker(ev, now, &mut fx),
         }
         fx
@@ -426,7 +493,7 @@ impl Lifecycle {
     }
 
     fn stop_done(&mut self, ok: bool, fx: &mut Vec<Effect>) {
-        if self.state != State::Stopping || self.step != Step::RunningStop {
+        if self.state != State::Stopping || self.step != Step::StopForce {
             fx.push(Effect::Log(Level::Warn, format!("stop scripts finished in state {}: ignored", self.state)));
             return;
         }

@@ -7,8 +7,11 @@
 //! go, line by line, to the application log (`start_both[out]`, `stop_both[err]`, ...); its
 //! result goes to the module log.
 //!
-//! Stopping runs `stop_both` twice: first with no argument (graceful), then with the argument
-//! `force`, each bounded by the timeout; the second run always happens.
+//! Stopping runs `stop_both` with no argument (graceful), and with the argument `force` only
+//! when needed: the module lifecycle runs [`Phase::StopGraceful`] while the node's connections
+//! drain, then [`Phase::StopForce`] if the graceful run failed or timed out or connections were
+//! left at the stop's drain timeout ([`crate::lifecycle`]). The graceful run is bounded by the
+//! smaller of the timeout and that drain timeout ([`ScriptRunner::spawn_within`]).
 //!
 //! Scripts get the configured `[scripts] env` plus:
 //!
@@ -231,8 +234,13 @@ pub fn run(inv: &Invocation, output: Output) -> RunReport {
 pub enum Phase {
     /// `start_both`.
     Start,
-    /// `stop_both`, then `stop_both force`.
+    /// `stop_both`, then `stop_both force` if the first run failed or timed out (both at
+    /// once, without waiting for connections to drain; the lifecycle runs the two halves).
     Stop,
+    /// `stop_both` (graceful) alone.
+    StopGraceful,
+    /// `stop_both force` alone.
+    StopForce,
 }
 
 /// What the scripts of a phase did.
@@ -240,7 +248,8 @@ pub enum Phase {
 pub struct ScriptOutcome {
     /// The phase.
     pub phase: Phase,
-    /// Start: `start_both` exited 0 (or none is configured). Stop: the `force` run exited 0.
+    /// Start, StopGraceful, StopForce: its run exited 0 (or no script is configured). Stop:
+    /// the last run exited 0.
     pub ok: bool,
     /// Each run, in order (empty when no script is configured).
     pub runs: Vec<RunReport>,
@@ -321,9 +330,17 @@ pub fn run_phase(settings: &ScriptSettings, phase: Phase, logs: &Logs) -> Script
             let ok = runs.iter().all(|r| r.exit.success());
             ScriptOutcome { phase, ok, runs }
         }
-        Phase::Stop => {
+        Phase::Stop | Phase::StopGraceful | Phase::StopForce => {
             if let Some(p) = &settings.stop_both {
-                for (args, mode) in [(&[][..], "graceful"), (&["force"][..], "force")] {
+                let modes: &[(&[&str], &str)] = match phase {
+                    Phase::StopForce => &[(&["force"], "force")],
+                    Phase::StopGraceful => &[(&[], "graceful")],
+                    _ => &[(&[], "graceful"), (&["force"], "force")],
+                };
+                for &(args, mode) in modes {
+                    if mode == "force" && phase == Phase::Stop && runs.iter().all(|r: &RunReport| r.exit.success()) {
+                        break;
+                    }
                     logs.info(&format!("stop_both: running {} ({mode})", p.display()));
                     let inv = settings.invocation(p, args, &[("FARM_ACTION", "stop"), ("FARM_STOP_MODE", mode)]);
                     let r = run(&inv, Output::AppLog(logs.clone(), "stop_both".into()));
@@ -374,11 +391,22 @@ impl ScriptRunner {
 
     /// Starts `phase` in the background; its [`ScriptOutcome`] is sent when done.
     pub fn spawn(&mut self, phase: Phase) -> Result<(), ScriptError> {
+        self.spawn_within(phase, self.settings.timeout)
+    }
+
+    /// [`ScriptRunner::spawn`] with each run bounded by `limit` when it is shorter than the
+    /// configured timeout (the graceful stop is bounded by the stop's drain timeout).
+    pub fn spawn_within(&mut self, phase: Phase, limit: Duration) -> Result<(), ScriptError> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = *running {
             return Err(ScriptError::Busy(p));
         }
-        let (settings, logs, tx, flag) = (self.settings.clone(), self.logs.clone(), self.tx.clone(), self.running.clone());
+        let settings = if limit < self.settings.timeout {
+            Arc::new(ScriptSettings { timeout: limit, ..(*self.settings).clone() })
+        } else {
+            self.settings.clone()
+        };
+        let (logs, tx, flag) = (self.logs.clone(), self.tx.clone(), self.running.clone());
         thread::Builder::new()
             .name(format!("farm-{phase:?}-scripts").to_lowercase())
             .spawn(move || {

@@ -36,11 +36,17 @@ fn tcp_checker(name: &str, port: u16, action: Action) -> CheckerSpec {
     }
 }
 
-/// Answers every Leave with `left` at once, as farmd would after releasing its buckets.
+/// Answers every Leave with `left` at once, as farmd would after releasing its buckets, and
+/// every Draining with "no connection held" (no data plane here).
 fn answer(rt: &mut ModuleRuntime, mut notices: Vec<Notice>, seen: &mut Vec<Notice>) {
-    while let Some(pos) = notices.iter().position(|n| *n == Notice::Leave) {
+    while let Some(pos) = notices.iter().position(|n| matches!(n, Notice::Leave | Notice::Draining)) {
+        let n = notices[pos].clone();
         seen.extend(notices.drain(..=pos));
-        notices.extend(rt.left(Instant::now()));
+        if n == Notice::Leave {
+            notices.extend(rt.left(Instant::now()));
+        } else {
+            notices.extend(rt.drains(Instant::now(), 0, 0));
+        }
     }
     seen.extend(notices);
 }
@@ -101,7 +107,8 @@ fn start_wait_recover_and_stop() {
     let notices = rt.command(Command::Stop, Instant::now());
     assert_eq!(notices, vec![Notice::StateChanged { from: State::Up, to: State::Stopping }, Notice::Leave]);
     run_until(&mut rt, notices, State::Stop, Duration::from_secs(10));
-    assert_eq!(fs::read_to_string(dir.path().join("trace")).unwrap(), "start\nstop \nstop force\n");
+    // Graceful stop, nothing left to drain: no force run.
+    assert_eq!(fs::read_to_string(dir.path().join("trace")).unwrap(), "start\nstop \n");
     let log = fs::read_to_string(dir.path().join("log").join(MODULE_LOG)).unwrap();
     for want in ["state STOP -> STARTING (admin start)", "state UP -> WAIT (checker gw failed)", "state WAIT -> UP (checker gw recovered)", "state STOPPING -> STOP"] {
         assert!(log.contains(want), "missing {want:?} in\n{log}");
@@ -119,7 +126,8 @@ fn restart_action_until_maxloop_stops_the_module() {
     let trace = fs::read_to_string(dir.path().join("trace")).unwrap();
     let log = fs::read_to_string(dir.path().join("log").join(MODULE_LOG)).unwrap();
     assert_eq!(trace.matches("start\n").count(), 3, "{trace}\n{log}");
-    assert_eq!(trace.matches("stop force\n").count(), 3, "{trace}");
+    assert_eq!(trace.matches("stop \n").count(), 3, "{trace}");
+    assert_eq!(trace.matches("stop force\n").count(), 0, "graceful stops with nothing to drain: {trace}");
     let log = fs::read_to_string(dir.path().join("log").join(MODULE_LOG)).unwrap();
     assert!(log.contains("action restart (1/2"), "{log}");
     assert!(log.contains("action restart (2/2"), "{log}");

@@ -210,7 +210,6 @@ fn chaos(seed: u64, v: Variant) {
     p.mode = v.mode;
     p.use_codec = v.use_codec;
     p.enforce_lease = v.enforce_lease;
-    p.drain_timeout = secs(2.0);
     let mut rng = rng::Rng::new(seed ^ 0xc4a05);
     p.lans = 1 + rng.below(2) as usize;
     let base_loss = [0.0, 0.02, 0.1][rng.below(3) as usize];
@@ -292,9 +291,10 @@ fn chaos(seed: u64, v: Variant) {
     if std::env::var("FARM_SIM_VERBOSE").is_ok() {
         eprintln!("seed {seed:#x} n={n}: {:?}\n{}", sim.stats, sim.dump());
     }
-    let t = sim.now + sim.p.drain_timeout + secs(0.5);
+    // No flows modelled: every drain ends a pulse after its release.
+    let t = sim.now + secs(1.0);
     if sim.run_until_pred(t, 10 * MS, Sim::drained).is_none() {
-        sim.fail("handovers did not finish after the drain timeout");
+        sim.fail("handovers did not finish");
     }
 }
 
@@ -332,7 +332,6 @@ fn witness_pair(seed: u64) {
     let mut p = Params::new(2);
     p.takeover = Takeover::Majority;
     p.witness = true;
-    p.drain_timeout = secs(2.0);
     let mut sim = Sim::new(seed, p, NetParams::messy(0.02));
     start_all(&mut sim, secs(0.5));
     let t = sim.now;
@@ -437,6 +436,154 @@ fn replay_after_restart(seed: u64) {
     if rejects.by_name("no_echo") == 0 {
         sim.fail(&format!("no replayed heartbeat counted as no_echo: {rejects:?}"));
     }
+}
+
+/// A planned change (issue 11: planned changes lose nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    /// Node leaves (graceful: its state leaves UP).
+    Leave(usize),
+    /// Node comes back UP (rejoin).
+    Join(usize),
+    /// Node's weight.
+    Weight(usize, u16),
+}
+
+static MAX_PLANNED_GAP_US: AtomicU64 = AtomicU64::new(0);
+const PULSE: Duration = Duration::from_millis(100);
+
+/// Planned changes in a row on a network without partitions or loss (reordering only): long-lived
+/// connections (a third of them never end) must reach their holder for the whole run, however
+/// many changes come and however close together (I2, checked at every published table: the
+/// holder keeps accepting its flow, and no other node takes it as unknown); I1 at every table
+/// and lease; a released bucket unowned for at most `max_gap` (a leave: one heartbeat trip,
+/// the graceful hand-over; a join or weight change: the handshake's round trip, below a pulse);
+/// convergence at the end, with the long-lived flows still there and their buckets draining.
+fn planned(seed: u64, n: usize, changes: &[Change], gaps: (f64, f64), max_gap: Duration) {
+    let mut p = Params::new(n);
+    p.check_i2 = true;
+    p.long_flow_share = 0.3;
+    p.syn_rate = 60.0;
+    let mut sim = Sim::new(seed, p, NetParams::clean());
+    start_all(&mut sim, secs(0.3));
+    let t = sim.now;
+    expect_converged(&mut sim, t, "startup");
+    // Clients connect before the first change.
+    let t = sim.now + secs(2.0);
+    sim.run_until(t);
+    let long_before = sim.long_flows();
+    assert!(long_before > 0);
+    let dropped_before = sim.stats.syn_dropped;
+    for &c in changes {
+        match c {
+            Change::Leave(i) => sim.set_up(i, false),
+            Change::Join(i) => sim.set_up(i, true),
+            Change::Weight(i, w) => sim.set_weight(i, w),
+        }
+        let t = sim.now + sim.rng.dur(secs(gaps.0), secs(gaps.1));
+        sim.run_until(t);
+    }
+    let t = sim.now;
+    expect_converged(&mut sim, t, "after the planned changes");
+    // Long after (no deadline): every long-lived flow is still there and still served.
+    let t = sim.now + secs(30.0);
+    sim.run_until(t);
+    sim.check_i2_now();
+    if sim.long_flows() < long_before {
+        sim.fail(&format!("long-lived flows lost: {} of {long_before} left", sim.long_flows()));
+    }
+    let dropped = sim.stats.syn_dropped - dropped_before;
+    PLANNED_SYN_DROPS.fetch_add(dropped, Ordering::Relaxed);
+    MAX_PLANNED_GAP_US.fetch_max(sim.stats.max_handover_gap.as_micros() as u64, Ordering::Relaxed);
+    if sim.stats.max_handover_gap > max_gap {
+        sim.fail(&format!("a released bucket stayed unowned for {:?} (bound {max_gap:?})", sim.stats.max_handover_gap));
+    }
+}
+
+static PLANNED_SYN_DROPS: AtomicU64 = AtomicU64::new(0);
+
+/// Bound of a leave's gap: one heartbeat trip (at most 2 ms here) and the receiver's processing.
+const LEAVE_GAP: Duration = Duration::from_millis(3);
+
+fn planned_run(name: &str, scenario: u64, default: u64, max_gap: Duration, f: impl Fn(u64) -> (usize, Vec<Change>, (f64, f64))) {
+    run(name, seeds(scenario, default), |s| {
+        let (n, changes, gaps) = f(s);
+        planned(s, n, &changes, gaps, max_gap)
+    });
+    eprintln!(
+        "{name}: max unowned time of a released bucket (all planned scenarios so far) {:?}, SYNs without an owner after start-up {}",
+        Duration::from_micros(MAX_PLANNED_GAP_US.load(Ordering::Relaxed)),
+        PLANNED_SYN_DROPS.load(Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn sim_planned_rejoin() {
+    planned_run("planned rejoin", 20, 30, PULSE, |s| {
+        let n = 3 + (s % 3) as usize;
+        let i = (s as usize) % n;
+        (n, vec![Change::Leave(i), Change::Join(i), Change::Leave(i), Change::Join(i)], (0.5, 3.0))
+    });
+}
+
+#[test]
+fn sim_planned_graceful_leave() {
+    planned_run("planned graceful leave", 21, 30, LEAVE_GAP, |s| {
+        let n = 2 + (s % 4) as usize;
+        (n, vec![Change::Leave((s as usize) % n)], (1.0, 2.0))
+    });
+}
+
+#[test]
+fn sim_planned_weight_up_and_down() {
+    planned_run("planned weight changes", 22, 30, PULSE, |s| {
+        let n = 2 + (s % 4) as usize;
+        let i = (s as usize) % n;
+        (n, vec![Change::Weight(i, 4), Change::Weight(i, 1), Change::Weight(i, 0), Change::Weight(i, 2)], (0.3, 2.0))
+    });
+}
+
+#[test]
+fn sim_planned_two_joins_in_a_row() {
+    planned_run("planned two joins in a row", 23, 30, PULSE, |s| {
+        let n = 3 + (s % 3) as usize;
+        let (a, b) = ((s as usize) % n, (s as usize + 1) % n);
+        // Both out, then back within a few ms of each other: the second joins before the
+        // first handover ends (long-lived flows keep it open anyway).
+        (n, vec![Change::Leave(a), Change::Leave(b), Change::Join(a), Change::Join(b)], (0.002, 1.0))
+    });
+}
+
+#[test]
+fn sim_planned_join_during_a_drain() {
+    planned_run("planned join during a drain", 24, 30, PULSE, |s| {
+        let n = 3 + (s % 3) as usize;
+        let (a, b) = ((s as usize) % n, (s as usize + 2) % n);
+        // b leaves (its buckets drain for ever: long-lived flows), a leaves and rejoins, b's
+        // weight changes while out, b rejoins while a's drains still run.
+        (n, vec![Change::Leave(b), Change::Leave(a), Change::Join(a), Change::Weight(b, 3), Change::Join(b), Change::Leave(a)], (0.05, 1.5))
+    });
+}
+
+#[test]
+fn sim_planned_random_sequences() {
+    planned_run("planned random sequences", 25, 30, PULSE, |s| {
+        let n = 2 + (s % 5) as usize;
+        let mut rng = rng::Rng::new(s ^ 0x9a77);
+        // Node 0 stays UP with a weight (a farm with no member has nothing to hand over).
+        let changes = (0..8)
+            .map(|_| {
+                let i = rng.below(n as u64) as usize;
+                match rng.below(3) {
+                    0 if i > 0 => Change::Leave(i),
+                    0 | 1 => Change::Join(i),
+                    _ => Change::Weight(i, rng.below(4) as u16 + u16::from(i == 0)),
+                }
+            })
+            .chain((0..n).map(Change::Join))
+            .collect();
+        (n, changes, (0.001, 1.0))
+    });
 }
 
 fn run(name: &str, seeds: Vec<u64>, f: impl Fn(u64)) {

@@ -57,6 +57,8 @@ pub fn render(st: &Status) -> String {
         o.sample("farm_state_info", &[("state", s.as_str())], u8::from(s == st.state));
     }
     o.one("farm_buckets_owned", "gauge", "Buckets this node owns.", st.buckets_owned);
+    o.one("farm_buckets_draining", "gauge", "Buckets released but still draining on this node.", st.buckets_draining);
+    o.one("farm_drains_expired_total", "counter", "Drains ended by [assignment] drain_timeout with flows left (buckets).", st.drains_expired);
     o.one("farm_buckets_total", "gauge", "Buckets in the table.", st.buckets_total);
     let up = st.members.iter().filter(|m| m.live && m.state == Some(State::Up)).count();
     o.one("farm_members_up", "gauge", "Members live and UP in this node's view.", up);

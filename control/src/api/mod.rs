@@ -179,6 +179,13 @@ pub struct Status {
     pub buckets_total: u32,
     /// Buckets this node owns.
     pub buckets_owned: u32,
+    /// Buckets released but still draining here (the node keeps the flows it holds in them).
+    #[serde(default)]
+    pub buckets_draining: u32,
+    /// Drains ended by `[assignment] drain_timeout` with flows left (buckets, since farmd
+    /// started).
+    #[serde(default)]
+    pub drains_expired: u64,
     /// Checkers.
     pub checkers: Vec<CheckerStatus>,
     /// Restart policy count.

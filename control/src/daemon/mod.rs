@@ -19,11 +19,13 @@
 //!   (attached and stamping for at least `dead_after`, so that it heard its peers before it
 //!   takes buckets, and its TAP configured with `tap_addrs`); otherwise the lifecycle's state,
 //!   with UP shown as WAIT (`waiting_on` lists `dataplane`). Only UP owns buckets.
-//! - **Leave** (stop, restart, checker in WAIT): the node advertises its new state, releases
-//!   its buckets at once (they drain: its data plane keeps the flows it knows, the new owners
-//!   take new connections), and reports `left` to the lifecycle once nothing is owned or
-//!   draining and the live peers' views exclude it (or after `3 x dead_after`). Only then does
-//!   `stop_both` run.
+//! - **Leave** (stop, restart, checker in WAIT): the node advertises its new state and hands
+//!   its buckets over without a gap (it releases them once the live peers are ready to take
+//!   them, [`crate::membership`]); they drain (its data plane keeps the flows it holds, for as
+//!   long as they live). It reports `left` to the lifecycle once nothing is owned and the live
+//!   peers' views exclude it (or after `3 x dead_after`). A stop then runs `stop_both`
+//!   (graceful) while the connections drain, reaches STOP once none is left (or after
+//!   `[scripts] stop_drain_timeout`), running `stop_both force` only if needed.
 //! - **Data plane** ([`supervisor`]): started at start-up and kept running in every state,
 //!   module restarts included (its TAP carries the node address: heartbeats flow in STOP and
 //!   WAIT); restarted per
@@ -64,7 +66,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::Receiver;
 use farm_table::{BucketEntry, DataplaneStatus, TableWriter};
 
-pub use settings::{membership_config, DataplaneMode, Options, Prepared, DRAIN_TIMEOUT};
+pub use settings::{membership_config, DataplaneMode, Options, Prepared};
 
 use crate::api::{AdminRequest, ApiServer, CommandRequest, SharedStatus};
 use crate::checkers::SharedDataplane;

@@ -368,6 +368,8 @@ impl Daemon {
                     self.joined = false;
                     self.leaving_since = Some(now);
                 }
+                // check_left reports the held connections every iteration from now on.
+                Notice::Draining => {}
                 // The data plane runs in every state (see the module docs): nothing to do.
                 Notice::StateChanged { .. } => {}
             }
@@ -414,11 +416,20 @@ impl Daemon {
         }
     }
 
-    /// After a Leave: tells the lifecycle once the buckets are released and the peers took
-    /// them (or after `3 x dead_after`).
+    /// After a Leave: tells the lifecycle once the buckets are handed over (the membership
+    /// released them when the peers were ready to take them) and the live peers' views exclude
+    /// this node (or after `3 x dead_after`); the released buckets may still drain. During a
+    /// graceful stop, reports the connections the node still holds.
     fn check_left(&mut self, now: Instant) {
+        // The membership ends a drain a pulse after the data plane reports it empty: wait for
+        // that too, so that the table left behind at exit names no drain.
+        let (flows, buckets) = self.node.held_flows();
+        if flows > 0 || self.node.draining_count() == 0 {
+            let n = self.rt.drains(now, flows, buckets);
+            self.notices(n, now);
+        }
         let Some(since) = self.leaving_since else { return };
-        if self.node.owned_count() > 0 || self.node.draining_count() > 0 {
+        if self.node.owned_count() > 0 || self.node.handing_over() {
             return;
         }
         let me = 1u64 << self.node.id();
@@ -615,6 +626,17 @@ impl Daemon {
                 gap.as_millis()
             )),
             Event::LeaseExpired => self.logs.warn("no majority acknowledged this node: released every bucket"),
+            Event::HandedOver { buckets, waited, peers_ready: true } => self.logs.info(&format!(
+                "leaving: handed {buckets} buckets over to the peers ({} ms after the leave, once they were ready to take them)",
+                waited.as_millis()
+            )),
+            Event::HandedOver { buckets, waited, peers_ready: false } => self.logs.warn(&format!(
+                "leaving: released {buckets} buckets after {} ms although not every peer reported the view without this node",
+                waited.as_millis()
+            )),
+            Event::DrainExpired { buckets, flows } => self.logs.error(&format!(
+                "[assignment] drain_timeout passed: gave up {flows} connections still held in {buckets} released buckets (their new owners will reset them)"
+            )),
             Event::Left => debug!("left the farm"),
         }
     }

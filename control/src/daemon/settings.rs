@@ -4,8 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
-
 use farm_config::{Config, Node};
 
 use super::DaemonError;
@@ -13,10 +11,6 @@ use crate::api::ApiSettings;
 use crate::checkers::{CheckerSpec, ProbeContext, SharedDataplane};
 use crate::membership::{self, Mode, NodeConfig, Takeover};
 use crate::scripts::ScriptSettings;
-
-/// How long a released bucket keeps draining at most (its established flows keep reaching
-/// this node), unless the data plane reports it empty earlier.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// farmd's options (the command line, see `farmd --help`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -90,7 +84,9 @@ pub fn membership_config(cfg: &Config, node: &Node) -> membership::Config {
         farm_config::Mode::Farm => Mode::Farm,
         farm_config::Mode::Failover => Mode::Failover { failback: cfg.assignment.failback },
     };
-    m.drain_timeout = DRAIN_TIMEOUT;
+    // No deadline unless the safety valve is set: a released bucket drains for as long as the
+    // data plane reports flows in it (I2).
+    m.drain_timeout = cfg.assignment.drain_timeout;
     m
 }
 
@@ -168,6 +164,8 @@ fn ip_program(cfg: &Config, given: Option<&std::path::Path>) -> Result<PathBuf, 
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const TOML: &str = r#"
@@ -219,6 +217,7 @@ enabled = false
         assert_eq!(m.takeover, Takeover::Majority);
         assert!(m.witness);
         assert_eq!(m.mode, Mode::Failover { failback: false });
+        assert_eq!(m.drain_timeout, None, "no drain deadline unless [assignment] drain_timeout is set");
         m.validate().unwrap();
         let a = membership_config(&cfg, cfg.node_by_name("a").unwrap());
         assert_eq!((a.local_id, a.weight), (0, 3));

@@ -65,6 +65,8 @@ impl Daemon {
         st.view = (0..64u8).filter(|i| view & (1 << i) != 0).collect();
         st.table_generation = generation;
         st.buckets_owned = self.node.owned_count();
+        st.buckets_draining = self.node.draining_count();
+        st.drains_expired = self.node.drains_expired();
         st.heartbeat = HeartbeatStats {
             rx: self.counters.rx,
             tx: self.counters.net.tx,

@@ -6,8 +6,9 @@
 //!   [`ModuleRuntime::script_receiver`] / [`ModuleRuntime::observation_receiver`] are ready;
 //! - acts on the returned [`Notice`]s: `Join` (advertise UP, take buckets), `Leave` (release
 //!   the buckets, then call [`ModuleRuntime::left`] once they are released: at once, or after
-//!   the peers acknowledged), `StateChanged` (advertise the state in heartbeats; start or stop
-//!   the data plane around `STOP`);
+//!   the peers acknowledged), `Draining` (from then on report the connections the node holds
+//!   with [`ModuleRuntime::drains`] every iteration, until the state changes), `StateChanged`
+//!   (advertise the state in heartbeats; start or stop the data plane around `STOP`);
 //! - calls [`ModuleRuntime::fill_status`] when it refreshes the API's status.
 
 use std::collections::VecDeque;
@@ -22,7 +23,7 @@ use crate::checkers::health::CheckerInfo;
 use crate::checkers::{CheckerError, CheckerSpec, CheckerThreads, DataplaneView, Health, Observation, ProbeContext};
 use crate::logs::Logs;
 use crate::restart::RestartPolicy;
-use crate::scripts::{ScriptOutcome, ScriptRunner, ScriptSettings};
+use crate::scripts::{Phase, ScriptOutcome, ScriptRunner, ScriptSettings};
 
 /// What farmd's membership must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +32,9 @@ pub enum Notice {
     Join,
     /// Release the buckets; then call [`ModuleRuntime::left`].
     Leave,
+    /// A graceful stop waits for the node's connections: report them with
+    /// [`ModuleRuntime::drains`] (every iteration) until the module leaves STOPPING.
+    Draining,
     /// The state changed.
     StateChanged {
         /// Old state.
@@ -53,7 +57,24 @@ pub struct ModuleRuntime {
     obs_rx: Receiver<Observation>,
     logs: Logs,
     state_since: SystemTime,
+    /// The longest a stop waits for the node's connections to end (and bound of the graceful
+    /// `stop_both` run).
+    stop_drain_timeout: Duration,
+    /// The drain of a graceful stop being watched.
+    drain: Option<DrainWatch>,
 }
+
+/// A graceful stop's drain: since when, next progress line.
+#[derive(Debug, Clone, Copy)]
+struct DrainWatch {
+    since: Instant,
+    next_log: Instant,
+}
+
+/// Default of [`ModuleRuntime::with_stop_drain_timeout`] (`[scripts] stop_drain_timeout`).
+pub const STOP_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Progress lines of a graceful stop's drain, at most one per this period.
+const DRAIN_LOG_EVERY: Duration = Duration::from_secs(5);
 
 impl ModuleRuntime {
     /// A stopped module.
@@ -72,7 +93,16 @@ impl ModuleRuntime {
             obs_rx,
             logs,
             state_since: SystemTime::now(),
+            stop_drain_timeout: STOP_DRAIN_TIMEOUT,
+            drain: None,
         }
+    }
+
+    /// How long a graceful stop waits for the node's connections to end (default
+    /// [`STOP_DRAIN_TIMEOUT`]); the graceful `stop_both` run is bounded by it too.
+    pub fn with_stop_drain_timeout(mut self, t: Duration) -> ModuleRuntime {
+        self.stop_drain_timeout = t;
+        self
     }
 
     /// A stopped module as configured: scripts, checkers (the uplink and data-plane checkers
@@ -86,7 +116,8 @@ impl ModuleRuntime {
         let scripts = ScriptSettings::from_config(cfg, node);
         let ctx = ProbeContext::from_config(cfg, &scripts, dataplane);
         let checkers = CheckerSpec::all_from_config(cfg, &ctx)?;
-        Ok(ModuleRuntime::new(scripts, checkers, RestartPolicy::from_config(&cfg.restart), logs))
+        Ok(ModuleRuntime::new(scripts, checkers, RestartPolicy::from_config(&cfg.restart), logs)
+            .with_stop_drain_timeout(cfg.scripts.stop_drain_timeout))
     }
 
     /// The current state.
@@ -128,6 +159,38 @@ impl ModuleRuntime {
     /// Membership released the buckets after [`Notice::Leave`].
     pub fn left(&mut self, now: Instant) -> Vec<Notice> {
         self.feed(Input::Left, now)
+    }
+
+    /// The connections this node holds (`flows` in `buckets`, from the data plane; zeros
+    /// without one), reported every iteration after [`Notice::Draining`]: a graceful stop
+    /// goes on once none is left or after the stop's drain timeout. Logs what it waits for.
+    pub fn drains(&mut self, now: Instant, flows: u64, buckets: u32) -> Vec<Notice> {
+        let Some(w) = &mut self.drain else { return Vec::new() };
+        if self.lifecycle.state() != State::Stopping {
+            self.drain = None;
+            return Vec::new();
+        }
+        let elapsed = now.saturating_duration_since(w.since);
+        let secs = elapsed.as_secs_f64();
+        if flows == 0 {
+            self.drain = None;
+            self.logs.info(&format!("graceful stop: no connection left after {secs:.1}s"));
+            return self.feed(Input::Drained { flows: 0 }, now);
+        }
+        if elapsed >= self.stop_drain_timeout {
+            self.drain = None;
+            self.logs.warn(&format!(
+                "graceful stop: stop_drain_timeout ({}) passed with {flows} connections in {buckets} buckets left",
+                humantime::format_duration(self.stop_drain_timeout)
+            ));
+            return self.feed(Input::Drained { flows }, now);
+        }
+        if now >= w.next_log {
+            w.next_log = now + DRAIN_LOG_EVERY;
+            let left = self.stop_drain_timeout.saturating_sub(elapsed).as_secs_f64();
+            self.logs.info(&format!("graceful stop: draining {flows} connections in {buckets} buckets ({left:.0}s left)"));
+        }
+        Vec::new()
     }
 
     /// Handles every finished script phase and checker result received so far (never blocks).
@@ -200,8 +263,14 @@ impl ModuleRuntime {
                 self.logs.info("leaving the farm");
                 notices.push(Notice::Leave);
             }
+            Effect::WatchDrain => {
+                let now = Instant::now();
+                self.drain = Some(DrainWatch { since: now, next_log: now });
+                notices.push(Notice::Draining);
+            }
             Effect::RunScripts(phase) => {
-                if let Err(e) = self.scripts.spawn(phase) {
+                let limit = if phase == Phase::StopGraceful { self.stop_drain_timeout } else { Duration::MAX };
+                if let Err(e) = self.scripts.spawn_within(phase, limit) {
                     self.logs.error(&format!("cannot run the {phase:?} scripts: {e}"));
                     return Some(Input::ScriptsDone { phase, ok: false });
                 }

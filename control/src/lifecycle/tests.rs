@@ -28,6 +28,12 @@ impl T {
     fn act(&mut self, i: Input) -> Vec<Effect> {
         self.feed(i).into_iter().filter(|e| !matches!(e, Effect::Log(..) | Effect::StateChanged { .. })).collect()
     }
+    /// The graceful stop ends well: `stop_both` (graceful) succeeded, no connection left.
+    fn stopped(&mut self) -> Vec<Effect> {
+        let mut fx = self.feed(done(Phase::StopGraceful, true));
+        fx.extend(self.feed(Input::Drained { flows: 0 }));
+        fx
+    }
     fn started(&mut self) {
         assert_eq!(self.act(Input::Command(Command::Start)), vec![Effect::RunScripts(Phase::Start)]);
         assert_eq!(self.lc.state(), State::Starting);
@@ -74,8 +80,8 @@ fn start_then_graceful_stop_leaves_before_stop_scripts() {
     let act: Vec<_> = fx.into_iter().filter(|e| !matches!(e, Effect::StateChanged { .. })).collect();
     // Leave first; the stop scripts wait for the buckets to be released.
     assert_eq!(act, vec![Effect::StopCheckers, Effect::Leave]);
-    assert_eq!(t.act(Input::Left), vec![Effect::RunScripts(Phase::Stop)]);
-    let fx = t.feed(done(Phase::Stop, true));
+    assert_eq!(t.act(Input::Left), vec![Effect::WatchDrain, Effect::RunScripts(Phase::StopGraceful)]);
+    let fx = t.stopped();
     assert_eq!(states(&fx), vec![(State::Stopping, State::Stop)]);
     assert_eq!(t.lc.state(), State::Stop);
 }
@@ -87,9 +93,9 @@ fn start_failure_stops_the_module() {
     let fx = t.feed(done(Phase::Start, false));
     assert!(fx.iter().any(|e| matches!(e, Effect::Log(Level::Error, m) if m.contains("start_both failed"))));
     // Never joined, never ran checkers: straight to the stop scripts.
-    assert_eq!(fx.last(), Some(&Effect::RunScripts(Phase::Stop)));
+    assert_eq!(fx.last(), Some(&Effect::RunScripts(Phase::StopGraceful)));
     assert!(!fx.contains(&Effect::Leave) && !fx.contains(&Effect::StopCheckers));
-    t.act(done(Phase::Stop, true));
+    t.stopped();
     assert_eq!(t.lc.state(), State::Stop);
 }
 
@@ -107,7 +113,7 @@ fn wait_checker_holds_the_node_out_until_all_recover() {
     assert_eq!(t.lc.state(), State::Up);
     // Stop from WAIT: the buckets are already released, no Leave handshake.
     t.act(ev("gw", Action::Wait, Verdict::Failed));
-    assert_eq!(t.act(Input::Command(Command::Stop)), vec![Effect::StopCheckers, Effect::RunScripts(Phase::Stop)]);
+    assert_eq!(t.act(Input::Command(Command::Stop)), vec![Effect::StopCheckers, Effect::WatchDrain, Effect::RunScripts(Phase::StopGraceful)]);
 }
 
 #[test]
@@ -117,7 +123,7 @@ fn restart_action_restarts_locally_without_passing_through_stop() {
     let fx = t.feed(ev("app", Action::Restart, Verdict::Failed));
     assert_eq!(states(&fx), vec![(State::Up, State::Stopping)]);
     t.act(Input::Left);
-    let fx = t.feed(done(Phase::Stop, true));
+    let fx = t.stopped();
     assert_eq!(states(&fx), vec![(State::Stopping, State::Starting)]);
     assert_eq!(fx.last(), Some(&Effect::RunScripts(Phase::Start)));
     assert_eq!(t.act(done(Phase::Start, true)), vec![Effect::StartCheckers, Effect::Join]);
@@ -130,7 +136,7 @@ fn stopstart_action_passes_through_stop() {
     t.started();
     t.act(ev("app", Action::Stopstart, Verdict::Failed));
     t.act(Input::Left);
-    let fx = t.feed(done(Phase::Stop, true));
+    let fx = t.stopped();
     assert_eq!(states(&fx), vec![(State::Stopping, State::Stop), (State::Stop, State::Starting)]);
     t.act(done(Phase::Start, true));
     assert_eq!(t.lc.state(), State::Up);
@@ -142,7 +148,7 @@ fn fail_once(t: &mut T, offset: Duration) -> bool {
     t.at(offset);
     t.act(ev("app", Action::Restart, Verdict::Failed));
     t.act(Input::Left);
-    t.act(done(Phase::Stop, true));
+    t.stopped();
     if t.lc.state() == State::Stop {
         return false;
     }
@@ -161,7 +167,7 @@ fn fourth_failure_within_a_day_stops_the_module() {
     let fx = t.feed(ev("app", Action::Restart, Verdict::Failed));
     assert!(fx.iter().any(|e| matches!(e, Effect::Log(Level::Error, m) if m.contains("maxloop"))), "{fx:?}");
     t.act(Input::Left);
-    let fx = t.feed(done(Phase::Stop, true));
+    let fx = t.stopped();
     assert_eq!(states(&fx), vec![(State::Stopping, State::Stop)]);
     assert_eq!(t.lc.state(), State::Stop);
 }
@@ -195,9 +201,9 @@ fn commands_during_transient_states_are_queued() {
     assert_eq!(t.lc.pending(), Some(Command::Stop));
     // start_both finishes: the queued stop runs instead of joining.
     let fx = t.act(done(Phase::Start, true));
-    assert_eq!(fx, vec![Effect::RunScripts(Phase::Stop)]);
+    assert_eq!(fx, vec![Effect::WatchDrain, Effect::RunScripts(Phase::StopGraceful)]);
     assert!(t.act(Input::Command(Command::Start)).is_empty());
-    let fx = t.feed(done(Phase::Stop, true));
+    let fx = t.stopped();
     assert_eq!(states(&fx), vec![(State::Stopping, State::Stop), (State::Stop, State::Starting)]);
     t.act(done(Phase::Start, true));
     assert_eq!(t.lc.state(), State::Up);
@@ -209,7 +215,7 @@ fn admin_restart_goes_through_stop() {
     t.started();
     t.act(Input::Command(Command::Restart));
     t.act(Input::Left);
-    let fx = t.feed(done(Phase::Stop, true));
+    let fx = t.stopped();
     assert_eq!(states(&fx), vec![(State::Stopping, State::Stop), (State::Stop, State::Starting)]);
 }
 
@@ -218,7 +224,9 @@ fn stray_inputs_are_ignored() {
     let mut t = T::new(3);
     assert!(t.act(ev("app", Action::Restart, Verdict::Failed)).is_empty());
     assert!(t.act(Input::Left).is_empty());
-    assert!(t.act(done(Phase::Stop, true)).is_empty());
+    assert!(t.act(done(Phase::StopGraceful, true)).is_empty());
+    assert!(t.act(Input::Drained { flows: 0 }).is_empty());
+    assert!(t.act(done(Phase::StopForce, true)).is_empty());
     assert!(t.act(Input::Command(Command::Stop)).is_empty());
     assert_eq!(t.lc.state(), State::Stop);
     t.started();
@@ -286,9 +294,9 @@ fn an_application_that_never_comes_up_never_joins_and_ends_in_stop() {
         let fx = t.feed(ev("app", Action::Restart, Verdict::Failed));
         // Never joined: no Leave handshake, straight to the stop scripts.
         assert!(!fx.contains(&Effect::Leave), "{fx:?}");
-        assert_eq!(fx.last(), Some(&Effect::RunScripts(Phase::Stop)));
+        assert_eq!(fx.last(), Some(&Effect::RunScripts(Phase::StopGraceful)));
         all.extend(fx);
-        all.extend(t.feed(done(Phase::Stop, true)));
+        all.extend(t.stopped());
         if i < 3 {
             assert_eq!(t.lc.state(), State::Starting, "restart {i} of maxloop 2");
             all.extend(t.feed(done(Phase::Start, true)));
@@ -308,8 +316,8 @@ fn after_a_restart_action_the_node_waits_for_its_checkers_again() {
     pass_all(&mut t);
     let fx = t.feed(ev("app", Action::Restart, Verdict::Failed));
     assert_eq!(states(&fx), vec![(State::Up, State::Stopping)]);
-    assert_eq!(t.act(Input::Left), vec![Effect::RunScripts(Phase::Stop)]);
-    t.act(done(Phase::Stop, true));
+    assert_eq!(t.act(Input::Left), vec![Effect::WatchDrain, Effect::RunScripts(Phase::StopGraceful)]);
+    t.stopped();
     assert_eq!(t.lc.state(), State::Starting);
     // start_both exits 0: not UP, not joined, until the checkers pass again.
     let fx = t.feed(done(Phase::Start, true));
@@ -331,7 +339,7 @@ fn stopstart_and_admin_restart_wait_for_the_checkers_too() {
             _ => drop(t.act(Input::Command(Command::Stop))),
         }
         t.act(Input::Left);
-        let fx = t.feed(done(Phase::Stop, true));
+        let fx = t.stopped();
         if how == "admin stop then start" {
             assert_eq!(t.lc.state(), State::Stop);
             started_unproven(&mut t, Command::Start);
@@ -378,12 +386,65 @@ fn admin_stop_while_waiting_for_the_checkers() {
     let mut t = with_checkers(3);
     started_unproven(&mut t, Command::Start);
     // Not joined: no Leave; the stop scripts run at once.
-    assert_eq!(t.act(Input::Command(Command::Stop)), vec![Effect::StopCheckers, Effect::RunScripts(Phase::Stop)]);
+    assert_eq!(t.act(Input::Command(Command::Stop)), vec![Effect::StopCheckers, Effect::WatchDrain, Effect::RunScripts(Phase::StopGraceful)]);
     assert_eq!(t.lc.unproven().count(), 0);
     // A late Passed is ignored.
     assert!(t.act(ev("app", Action::Restart, Verdict::Passed)).is_empty());
-    t.act(done(Phase::Stop, true));
+    t.stopped();
     assert_eq!(t.lc.state(), State::Stop);
     assert!(t.act(ev("gw", Action::Wait, Verdict::Passed)).is_empty());
     assert_eq!(t.lc.state(), State::Stop);
+}
+
+/// A joined node that stops: Leave, Left, then the graceful stop.
+fn stopping_after_left() -> T {
+    let mut t = T::new(3);
+    t.started();
+    assert_eq!(t.act(Input::Command(Command::Stop)), vec![Effect::StopCheckers, Effect::Leave]);
+    assert_eq!(t.act(Input::Left), vec![Effect::WatchDrain, Effect::RunScripts(Phase::StopGraceful)]);
+    t
+}
+
+#[test]
+fn graceful_stop_without_connections_left_needs_no_force() {
+    let mut t = stopping_after_left();
+    // The connections drain while stop_both (graceful) runs; both must end.
+    assert!(t.act(Input::Drained { flows: 0 }).is_empty());
+    assert_eq!(t.lc.state(), State::Stopping);
+    let fx = t.feed(done(Phase::StopGraceful, true));
+    assert!(!fx.contains(&Effect::RunScripts(Phase::StopForce)), "{fx:?}");
+    assert!(fx.iter().any(|e| matches!(e, Effect::Log(Level::Info, m) if m.contains("force not needed"))), "{fx:?}");
+    assert_eq!(states(&fx), vec![(State::Stopping, State::Stop)]);
+}
+
+#[test]
+fn connections_left_at_the_drain_timeout_get_stop_both_force() {
+    let mut t = stopping_after_left();
+    assert!(t.act(done(Phase::StopGraceful, true)).is_empty(), "waits for the drain");
+    let fx = t.feed(Input::Drained { flows: 4 });
+    assert!(fx.iter().any(|e| matches!(e, Effect::Log(Level::Warn, m) if m.contains("4 connections left"))), "{fx:?}");
+    assert_eq!(fx.last(), Some(&Effect::RunScripts(Phase::StopForce)));
+    assert_eq!(t.lc.state(), State::Stopping);
+    let fx = t.feed(done(Phase::StopForce, true));
+    assert_eq!(states(&fx), vec![(State::Stopping, State::Stop)]);
+}
+
+#[test]
+fn a_failed_graceful_stop_gets_stop_both_force() {
+    let mut t = stopping_after_left();
+    assert!(t.act(done(Phase::StopGraceful, false)).is_empty(), "waits for the drain");
+    assert_eq!(t.act(Input::Drained { flows: 0 }), vec![Effect::RunScripts(Phase::StopForce)]);
+    t.act(done(Phase::StopForce, true));
+    assert_eq!(t.lc.state(), State::Stop);
+}
+
+#[test]
+fn a_restart_drains_then_starts_without_force() {
+    let mut t = T::new(3);
+    t.started();
+    assert_eq!(t.act(Input::Command(Command::Restart)), vec![Effect::StopCheckers, Effect::Leave]);
+    t.act(Input::Left);
+    let fx = t.stopped();
+    assert!(!fx.contains(&Effect::RunScripts(Phase::StopForce)), "{fx:?}");
+    assert_eq!(fx.last(), Some(&Effect::RunScripts(Phase::Start)));
 }

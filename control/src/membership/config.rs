@@ -66,10 +66,14 @@ pub struct Config {
     pub witness: bool,
     /// Assignment mode.
     pub mode: Mode,
-    /// Longest time a released bucket stays draining (its established flows keep reaching this
-    /// node). Draining ends earlier when the data plane reports no flow left in the bucket
-    /// ([`crate::membership::Node::set_flows`]).
-    pub drain_timeout: Duration,
+    /// Safety valve: the longest time a released bucket stays draining. `None` (the default):
+    /// no deadline, a drain lasts as long as this node's data plane reports a flow in the
+    /// bucket ([`crate::membership::Node::set_flows`]), so a connection keeps reaching this
+    /// node for as long as it lives (invariant I2). When the valve fires, the bucket's
+    /// remaining flows are given up (the owner then takes their packets and its kernel resets
+    /// them): logged ([`crate::membership::Event::DrainExpired`]) and counted
+    /// ([`crate::membership::Node::drains_expired`]).
+    pub drain_timeout: Option<Duration>,
 }
 
 /// Invalid [`Config`].
@@ -99,7 +103,7 @@ pub enum ConfigError {
 
 impl Config {
     /// A configuration with the documented defaults (pulse 100 ms, dead after 1 s, farm mode,
-    /// takeover `always`, drain timeout 60 s) for nodes `ids` (priority = position).
+    /// takeover `always`, no drain deadline) for nodes `ids` (priority = position).
     pub fn new(cluster_id: u32, hash_seed: u64, n_buckets: u32, local_id: u8, ids: &[u8]) -> Config {
         Config {
             cluster_id,
@@ -113,7 +117,7 @@ impl Config {
             takeover: Takeover::Always,
             witness: false,
             mode: Mode::Farm,
-            drain_timeout: Duration::from_secs(60),
+            drain_timeout: None,
         }
     }
 

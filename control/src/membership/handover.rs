@@ -6,6 +6,7 @@ use farm_table::{BucketEntry, NO_NODE};
 use tracing::{debug, info, warn};
 
 use super::config::{Config, Mode, Takeover};
+use super::peer::Liveness;
 use super::node::{Action, Event, Node};
 use crate::assign::{self, Candidate, Member};
 use crate::proto::{DrainSet, NodeState, MAX_RUNS};
@@ -56,7 +57,8 @@ impl Node {
         let me = self.cfg.local_id;
         let my_priority = self.cfg.nodes.iter().find(|n| n.id == me).map_or(0, |n| n.priority);
         let mut ms = Vec::new();
-        if self.state == NodeState::Up {
+        // A leaving node keeps itself in its view until the peers are ready to take over.
+        if self.state == NodeState::Up || self.handoff.is_some() {
             ms.push(ViewMember { id: me, weight: self.weight, priority: my_priority, active: self.owned_count > 0 });
         }
         for p in self.peers.iter().filter(|p| p.is_member()) {
@@ -77,6 +79,9 @@ impl Node {
             for p in &mut self.peers {
                 p.urgent = true;
             }
+        }
+        if self.handoff.is_some() {
+            self.check_handoff(now);
         }
         if self.view_dirty {
             self.view_dirty = false;
@@ -117,25 +122,78 @@ impl Node {
                 self.out.push(Action::Lease { until });
             }
         }
-        if self.leaving && self.owned_count == 0 && self.draining_count == 0 {
+        if self.leaving && self.owned_count == 0 && self.handoff.is_none() {
             self.leaving = false;
             info!("membership: left the farm");
             self.out.push(Action::Event(Event::Left));
         }
     }
 
-    /// Recomputes the view; on a change, releases what this node should no longer own and
-    /// starts a new epoch.
-    pub(crate) fn recompute_view(&mut self) {
-        let ms = self.view_members();
+    /// The view (members bitmap) and its digest for these members.
+    fn view_of(&self, ms: &[ViewMember]) -> (u64, u64) {
         let sticky = self.sticky_failover();
         let mut bits = 0u64;
         let mut digest = self.config_digest;
-        for m in &ms {
+        for m in ms {
             bits |= 1 << m.id;
             let active = u64::from(sticky && m.active);
             digest = mix(digest, u64::from(m.id) | u64::from(m.weight) << 8 | active << 24);
         }
+        (bits, digest)
+    }
+
+    /// A leaving node that still owns its buckets: it releases them (by leaving its own view)
+    /// once every live peer reports the view without it and is settled, i.e. has dropped this
+    /// node and waits only for this node's heartbeat to acquire; or after `dead_after` (a peer
+    /// that never agrees must not hold the node forever; the gap is then the usual handshake).
+    fn check_handoff(&mut self, now: Duration) {
+        let Some(since) = self.handoff else { return };
+        let me = self.cfg.local_id;
+        let others: Vec<ViewMember> = self.view_members().into_iter().filter(|m| m.id != me).collect();
+        let (bits, digest) = self.view_of(&others);
+        let ready = self.peers.iter().all(|p| match p.liveness {
+            Liveness::Alive => p.heard.as_ref().is_some_and(|h| h.settled && h.view == bits && h.view_digest == digest),
+            Liveness::Dead | Liveness::Unknown => true,
+        });
+        let timed_out = now >= since + self.cfg.dead_after;
+        // A peer that may have declared this node dead (it came back during the hand-over, or
+        // its newest acknowledgement of this node is almost `dead_after` old) may own these
+        // buckets already, or soon: release at once, as a node fences itself.
+        let margin = self.cfg.pulse * 2;
+        let stale = self.peers.iter().filter(|p| p.liveness == Liveness::Alive).any(|p| {
+            let acked = p.heard.as_ref().and_then(|h| h.ack).filter(|a| a.incarnation == self.incarnation);
+            acked.and_then(|a| self.sent_time(a.sequence)).is_none_or(|t| now + margin >= t + self.cfg.dead_after)
+        });
+        if self.handoff_at_risk || stale {
+            warn!(buckets = self.owned_count, "membership: a peer may have taken this node's buckets while it could not hear it: releasing at once");
+            self.out.push(Action::Event(Event::HandedOver { buckets: self.owned_count, waited: now.saturating_sub(since), peers_ready: false }));
+            self.handoff = None;
+            self.handoff_at_risk = false;
+            self.view_dirty = true;
+            return;
+        }
+        if !ready && !timed_out {
+            return;
+        }
+        let waited = now.saturating_sub(since);
+        if ready {
+            info!(buckets = self.owned_count, waited_ms = waited.as_millis() as u64, "membership: peers ready, handing the buckets over");
+        } else {
+            warn!(
+                buckets = self.owned_count,
+                "membership: peers did not all report the view without this node within dead_after: releasing anyway"
+            );
+        }
+        self.out.push(Action::Event(Event::HandedOver { buckets: self.owned_count, waited, peers_ready: ready }));
+        self.handoff = None;
+        self.view_dirty = true;
+    }
+
+    /// Recomputes the view; on a change, releases what this node should no longer own and
+    /// starts a new epoch.
+    pub(crate) fn recompute_view(&mut self) {
+        let ms = self.view_members();
+        let (bits, digest) = self.view_of(&ms);
         if bits == self.view && digest == self.view_digest {
             return;
         }
@@ -228,15 +286,21 @@ impl Node {
             self.drain_since[b] = Some(now);
             self.draining_count += 1;
             self.drain_dirty = true;
-            let d = now + self.cfg.drain_timeout;
-            self.next_drain_deadline = Some(self.next_drain_deadline.map_or(d, |x| x.min(d)));
+            if let Some(t) = self.cfg.drain_timeout {
+                let d = now + t;
+                self.next_drain_deadline = Some(self.next_drain_deadline.map_or(d, |x| x.min(d)));
+            }
         }
         self.table_dirty = true;
         self.want_acquire = true;
     }
 
-    /// Releases every owned bucket (they drain).
+    /// Releases every owned bucket (they drain); a hand-over in progress ends (fencing: the
+    /// node leaves its view at once).
     pub(crate) fn release_all(&mut self, now: Duration) {
+        if self.handoff.take().is_some() {
+            self.view_dirty = true;
+        }
         let mut n = 0;
         for b in 0..self.owned.len() {
             if self.owned[b] {
@@ -249,8 +313,10 @@ impl Node {
         }
     }
 
-    /// Ends drains that timed out, or whose bucket has no flow left (after one pulse, so that
-    /// the data plane has applied the release before its count is trusted).
+    /// Ends the drains whose bucket has no flow left (from one pulse after the release, so
+    /// that the data plane has applied the release before its count is trusted). No deadline,
+    /// unless the safety valve [`Config::drain_timeout`] is set: then drains older than it end
+    /// too, flows or not (logged and counted).
     pub(crate) fn update_drains(&mut self, now: Duration) {
         self.last_drain_scan = Some(now);
         if self.draining_count == 0 {
@@ -258,20 +324,36 @@ impl Node {
             return;
         }
         let mut next: Option<Duration> = None;
+        let (mut expired, mut expired_flows) = (0u32, 0u64);
         for b in 0..self.drain_since.len() {
             let Some(since) = self.drain_since[b] else { continue };
-            let no_flows = now >= since + self.cfg.pulse && self.flows.as_ref().is_some_and(|f| f.get(b) == Some(&0));
-            let deadline = since + self.cfg.drain_timeout;
-            if no_flows || now >= deadline {
+            let flows = self.flows.as_ref().and_then(|f| f.get(b).copied());
+            let no_flows = now >= since + self.cfg.pulse && flows == Some(0);
+            let deadline = self.cfg.drain_timeout.map(|t| since + t);
+            let valve = deadline.is_some_and(|d| now >= d);
+            if no_flows || valve {
+                if !no_flows {
+                    expired += 1;
+                    expired_flows += u64::from(flows.unwrap_or(0));
+                }
                 self.drain_since[b] = None;
                 self.draining_count -= 1;
                 self.drain_dirty = true;
                 self.table_dirty = true;
-            } else {
-                next = Some(next.map_or(deadline, |x: Duration| x.min(deadline)));
+            } else if let Some(d) = deadline {
+                next = Some(next.map_or(d, |x: Duration| x.min(d)));
             }
         }
         self.next_drain_deadline = next;
+        if expired > 0 {
+            self.drains_expired += u64::from(expired);
+            warn!(
+                buckets = expired,
+                flows = expired_flows,
+                "membership: drain_timeout passed: giving up the flows still held in these buckets (their owners will reset them)"
+            );
+            self.out.push(Action::Event(Event::DrainExpired { buckets: expired, flows: expired_flows }));
+        }
     }
 
     /// The table this node publishes, from its ownership, its drains and its peers' drains.

@@ -54,12 +54,29 @@
 //! over: that suffices while farmd runs; a data plane that honours the lease also covers a
 //! stopped farmd (SIGSTOP), which cannot publish anything.
 //!
+//! # Leaving without a gap
+//! A node whose state leaves UP ([`Node::set_state`]) advertises it at once, so its peers drop
+//! it from their views, but keeps its buckets (and itself in its own view) until every live
+//! peer reports the view without it and is settled: the peers then wait only for this node's
+//! heartbeat to acquire. It then releases everything and sends triggered heartbeats with the
+//! new view: the buckets are unowned for one heartbeat trip. I1 holds as in any handover (the
+//! peers acquire only on a heartbeat of this node that reports their view, sent after the
+//! release). A peer that never agrees holds the node at most `dead_after`; fencing (stall,
+//! lost lease) releases at once.
+//!
 //! # Draining (invariant I2)
 //! A released bucket *drains*: the node publishes `prev_owner = self` for it (its data plane
-//! keeps the flows it knows) and lists it in its heartbeats until it has no flow left
-//! ([`Node::set_flows`]) or `drain_timeout` passes. The new owner publishes `prev_owner` = the
-//! lowest live peer that still lists the bucket as draining, so its data plane takes SYNs and
-//! its own flows only; `prev_owner` becomes `NO_NODE` when no live peer drains it any more.
+//! keeps the flows it holds) and lists it in its heartbeats for as long as its data plane
+//! reports a flow in the bucket ([`Node::set_flows`]): no deadline, across any number of later
+//! changes (a bucket may drain on several nodes at once, each keeping its own flows). The owner
+//! publishes `prev_owner` = the lowest live peer that lists the bucket, so its data plane takes
+//! SYNs and its own flows only and leaves unknown packets to the drainers; `prev_owner` becomes
+//! `NO_NODE` when no live peer drains the bucket any more (drained, or the drainer died). The
+//! heartbeat carries at most [`crate::proto::MAX_RUNS`] runs: a larger drain set is coarsened to
+//! a superset (an owner may keep `prev_owner` on a bucket nobody drains: it then drops unknown
+//! non-SYN packets there, which belong to no live flow), never losing a draining bucket. A
+//! safety valve, [`Config::drain_timeout`] (off by default), ends older drains anyway: logged
+//! ([`Event::DrainExpired`]) and counted ([`Node::drains_expired`]).
 
 mod config;
 mod handover;

@@ -88,9 +88,28 @@ pub enum Event {
     /// [`Takeover::Majority`]: no quorum acknowledged this node recently; it released
     /// everything.
     LeaseExpired,
-    /// After a state change away from UP: this node owns and drains no bucket any more (feed
-    /// the lifecycle's `Input::Left`).
+    /// A node leaving the farm handed its buckets over: it released them once every live peer
+    /// reported the view without it (they take the buckets one triggered heartbeat later).
+    HandedOver {
+        /// Buckets released.
+        buckets: u32,
+        /// Since the leave began.
+        waited: Duration,
+        /// False: the peers did not all report the view without this node within `dead_after`;
+        /// released anyway.
+        peers_ready: bool,
+    },
+    /// After a state change away from UP: this node owns no bucket any more (its released
+    /// buckets may still drain: its data plane keeps the flows it holds).
     Left,
+    /// The drain safety valve ([`Config::drain_timeout`], off by default) ended drains that
+    /// still had flows: their packets now go to the bucket owners, whose kernels reset them.
+    DrainExpired {
+        /// Buckets whose drain was cut short.
+        buckets: u32,
+        /// Flows this node still held in them (per its data plane's last report).
+        flows: u64,
+    },
 }
 
 /// Errors of [`Node::new`].
@@ -153,6 +172,14 @@ pub struct Node {
     /// Last full scan of the drains (at most one per pulse, unless a deadline is due).
     pub(crate) last_drain_scan: Option<Duration>,
     pub(crate) flows: Option<Vec<u32>>,
+    /// Drains ended by the safety valve with flows left (buckets, since start).
+    pub(crate) drains_expired: u64,
+    /// Leaving (state no longer UP) but still owning its buckets, since when: the view keeps
+    /// this node until every live peer reports the view without it (graceful hand-over).
+    pub(crate) handoff: Option<Duration>,
+    /// A peer became alive or restarted during the hand-over: it did not hear this node and
+    /// may own its buckets.
+    pub(crate) handoff_at_risk: bool,
     // Publication.
     pub(crate) published: Vec<BucketEntry>,
     pub(crate) published_live: u64,
@@ -213,6 +240,9 @@ impl Node {
             next_drain_deadline: None,
             last_drain_scan: None,
             flows: None,
+            drains_expired: 0,
+            handoff: None,
+            handoff_at_risk: false,
             published: Vec::new(),
             published_live: 0,
             table_dirty: true,
@@ -277,8 +307,14 @@ impl Node {
         Ok(())
     }
 
-    /// The module state (UP joins the farm; any other state leaves it: buckets are released
-    /// at once and drain; [`Event::Left`] follows when nothing is owned or draining).
+    /// The module state (UP joins the farm; any other state leaves it).
+    ///
+    /// Leaving is a hand-over without a gap: the heartbeats advertise the new state at once,
+    /// so the peers drop this node from their views, but this node keeps its buckets (and
+    /// its view) until every live peer reports the view without it, or `dead_after` passes.
+    /// Then it releases them (they drain) and its triggered heartbeats let the peers acquire
+    /// one trip later: new connections find an owner all along, except for that trip.
+    /// [`Event::Left`] follows once nothing is owned.
     pub fn set_state(&mut self, now: Duration, state: NodeState) {
         self.advance(now);
         if state == self.state {
@@ -288,11 +324,22 @@ impl Node {
         self.state = state;
         if state == NodeState::Up {
             self.leaving = false;
+            if self.handoff.take().is_some() {
+                info!("membership: UP again before the hand-over ended: keeping the buckets");
+                self.handoff_at_risk = false;
+            }
         } else {
-            self.release_all(now);
             self.leaving = true;
+            if self.owned_count > 0 && self.handoff.is_none() {
+                info!(buckets = self.owned_count, "membership: leaving: keeping the buckets until the peers are ready to take them");
+                self.handoff = Some(now);
+                self.handoff_at_risk = false;
+            }
         }
         self.view_dirty = true;
+        for p in &mut self.peers {
+            p.urgent = true;
+        }
         self.update(now);
     }
 
@@ -306,8 +353,10 @@ impl Node {
         }
     }
 
-    /// Live flows per bucket, from the data plane: a released bucket stops draining as soon as
-    /// it has none (after at least one pulse), instead of after `drain_timeout`.
+    /// Live flows per bucket, from the data plane: a released bucket drains until it has none
+    /// (checked from one pulse after the release, once the data plane applied it). Until the
+    /// first call the flows are unknown and released buckets drain (a runtime without a data
+    /// plane reports zeros).
     pub fn set_flows(&mut self, now: Duration, flows: &[u32]) {
         self.advance(now);
         match &mut self.flows {
@@ -388,6 +437,9 @@ impl Node {
         if let Some(d) = self.next_drain_deadline {
             t = t.min(d);
         }
+        if let Some(h) = self.handoff {
+            t = t.min(h + self.cfg.dead_after);
+        }
         t
     }
 
@@ -451,6 +503,26 @@ impl Node {
     /// Buckets released but still draining here.
     pub fn draining_count(&self) -> u32 {
         self.draining_count
+    }
+
+    /// True while leaving with its buckets kept until the peers are ready to take them
+    /// ([`Node::set_state`]).
+    pub fn handing_over(&self) -> bool {
+        self.handoff.is_some()
+    }
+
+    /// Flows this node holds, per the data plane's last report ([`Node::set_flows`]): (flows,
+    /// buckets with at least one), whatever the buckets' owners.
+    pub fn held_flows(&self) -> (u64, u32) {
+        self.flows.as_ref().map_or((0, 0), |f| {
+            f.iter().fold((0, 0), |(n, b), &x| (n + u64::from(x), b + u32::from(x > 0)))
+        })
+    }
+
+    /// Drains the safety valve ([`Config::drain_timeout`]) ended with flows left, in buckets,
+    /// since this node started.
+    pub fn drains_expired(&self) -> u64 {
+        self.drains_expired
     }
 
     /// The owner of `bucket` in this node's current view (whether or not it took it yet).
@@ -543,6 +615,9 @@ impl Node {
         };
         p.heard = Some(new);
         p.last_seen = Some(now);
+        if (p.liveness != Liveness::Alive || restarted) && self.handoff.is_some() {
+            self.handoff_at_risk = true;
+        }
         if p.liveness != Liveness::Alive {
             p.liveness = Liveness::Alive;
             p.urgent = true;
@@ -674,7 +749,7 @@ impl Node {
         Some(times[need - 1] + self.cfg.dead_after - self.cfg.lease_guard())
     }
 
-    fn sent_time(&self, seq: u64) -> Option<Duration> {
+    pub(crate) fn sent_time(&self, seq: u64) -> Option<Duration> {
         let i = self.sent_log.partition_point(|&(s, _)| s < seq);
         self.sent_log.get(i).filter(|&&(s, _)| s == seq).map(|&(_, t)| t)
     }

@@ -22,9 +22,7 @@ struct Net {
 }
 
 fn cfg(id: u8, ids: &[u8]) -> Config {
-    let mut c = Config::new(7, 0x5eed, 256, id, ids);
-    c.drain_timeout = Duration::from_secs(3);
-    c
+    Config::new(7, 0x5eed, 256, id, ids)
 }
 
 impl Net {
@@ -100,6 +98,49 @@ impl Net {
     fn owners(&self) -> Vec<Vec<u8>> {
         (0..256u32).map(|b| self.nodes.iter().flatten().filter(|n| n.owns(b)).map(Node::id).collect()).collect()
     }
+
+    fn entry(&self, i: usize, b: u32) -> (u8, u8) {
+        let e = self.nodes[i].as_ref().unwrap().entries()[b as usize];
+        (e.owner, e.prev_owner)
+    }
+
+    fn set_flows(&mut self, i: usize, flows: &[u32]) {
+        let now = self.now;
+        self.node(i).set_flows(now, flows);
+        let acts = self.node(i).tick(now);
+        self.apply(acts);
+    }
+
+    /// Runs until `until` and returns the longest time (ms) any bucket had no owner at all.
+    fn run_measuring_gaps(&mut self, until: Duration) -> u64 {
+        let mut since: Vec<Option<Duration>> = vec![None; 256];
+        let mut worst = Duration::ZERO;
+        while self.now < until {
+            let t = self.now + MS;
+            self.run_until(t);
+            for (b, o) in self.owners().iter().enumerate() {
+                match (o.is_empty(), since[b]) {
+                    (true, None) => since[b] = Some(self.now - MS),
+                    (false, Some(s)) => {
+                        worst = worst.max(self.now - s);
+                        since[b] = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert!(since.iter().all(Option::is_none), "buckets left without owner");
+        worst.as_millis() as u64
+    }
+}
+
+/// Node `holder` holds one flow in each of `buckets` (the data plane's report).
+fn flows_in(buckets: &[u32]) -> Vec<u32> {
+    let mut f = vec![0; 256];
+    for &b in buckets {
+        f[b as usize] += 1;
+    }
+    f
 }
 
 #[test]
@@ -156,9 +197,12 @@ fn graceful_leave_drains_and_hands_over() {
     net.run_until(Duration::from_millis(200));
     let had: Vec<u32> = (0..256).filter(|&b| net.nodes[1].as_ref().unwrap().owns(b)).collect();
     net.set_state(1, NodeState::Stopping);
-    assert_eq!(net.node(1).owned_count(), 0, "released at once");
-    net.run_until(Duration::from_millis(230));
-    assert_eq!(net.node(0).owned_count(), 256, "taken over after one round trip");
+    assert_eq!(net.node(1).owned_count(), had.len() as u32, "kept until the peer is ready");
+    assert!(net.node(1).handing_over());
+    let gap = net.run_measuring_gaps(Duration::from_millis(230));
+    assert_eq!(net.node(0).owned_count(), 256, "taken over within a few trips");
+    assert!(gap <= 2, "a bucket had no owner for {gap} ms (1 ms per hop)");
+    assert!(!net.node(1).handing_over());
     // Node 0 publishes node 1 as previous owner of the moved buckets while they drain.
     for &b in &had {
         let e0 = net.nodes[0].as_ref().unwrap().entries()[b as usize];
@@ -174,17 +218,173 @@ fn graceful_leave_drains_and_hands_over() {
 }
 
 #[test]
-fn drains_end_on_timeout_without_flow_counts() {
+fn drains_have_no_deadline_by_default() {
+    // Node 1 leaves holding flows in two of its buckets: they reach it for as long as they
+    // live (two minutes here), while its other buckets stop draining after a pulse.
     let mut net = Net::new(&[0, 1], |_| {});
     net.set_state(0, NodeState::Up);
     net.set_state(1, NodeState::Up);
     net.run_until(Duration::from_millis(200));
+    let had: Vec<u32> = (0..256).filter(|&b| net.nodes[1].as_ref().unwrap().owns(b)).collect();
+    let held = [had[0], had[had.len() / 2]];
+    net.set_flows(1, &flows_in(&held));
+    net.set_flows(0, &[0; 256]);
     net.set_state(1, NodeState::Wait);
-    net.run_until(Duration::from_millis(3100));
-    assert!(net.node(1).draining_count() > 0);
-    net.run_until(Duration::from_millis(3400));
+    net.run_until(Duration::from_secs(120));
+    assert_eq!(net.node(1).draining_count(), 2);
+    for &b in &had {
+        let want = if held.contains(&b) { (0, 1) } else { (0, NO_NODE) };
+        assert_eq!(net.entry(0, b), want, "bucket {b} on the owner");
+        if held.contains(&b) {
+            assert_eq!(net.entry(1, b), (0, 1), "bucket {b} on the holder");
+        }
+    }
+    // The first flow ends: its bucket stops draining; then the second.
+    net.set_flows(1, &flows_in(&held[1..]));
+    net.run_until(Duration::from_millis(120_300));
+    assert_eq!(net.entry(0, held[0]), (0, NO_NODE));
+    assert_eq!(net.entry(0, held[1]), (0, 1));
+    net.set_flows(1, &[0; 256]);
+    net.run_until(Duration::from_millis(120_600));
     assert_eq!(net.node(1).draining_count(), 0);
     assert!(net.nodes[0].as_ref().unwrap().entries().iter().all(|e| e.prev_owner == NO_NODE));
+    assert_eq!(net.node(1).drains_expired(), 0);
+}
+
+#[test]
+fn the_drain_valve_ends_drains_loudly_and_counts_them() {
+    let mut net = Net::new(&[0, 1], |c| c.drain_timeout = Some(Duration::from_secs(3)));
+    net.set_state(0, NodeState::Up);
+    net.set_state(1, NodeState::Up);
+    net.run_until(Duration::from_millis(200));
+    let had: Vec<u32> = (0..256).filter(|&b| net.nodes[1].as_ref().unwrap().owns(b)).collect();
+    net.set_flows(1, &flows_in(&had[..3]));
+    net.set_state(1, NodeState::Wait);
+    net.run_until(Duration::from_millis(3100));
+    assert_eq!(net.node(1).draining_count(), 3);
+    // Past the valve, the node gives the flows up: an event, a count, and the owner clears
+    // prev_owner.
+    let mut expired = Vec::new();
+    while net.now < Duration::from_millis(3400) {
+        net.now += MS;
+        let now = net.now;
+        let acts = net.node(1).tick(now);
+        expired.extend(acts.iter().filter_map(|a| match a {
+            Action::Event(Event::DrainExpired { buckets, flows }) => Some((*buckets, *flows)),
+            _ => None,
+        }));
+        net.apply(acts);
+        let t = net.now;
+        net.now -= MS;
+        net.run_until(t);
+    }
+    assert_eq!(expired, vec![(3, 3)]);
+    assert_eq!(net.node(1).draining_count(), 0);
+    assert_eq!(net.node(1).drains_expired(), 3);
+    assert!(net.nodes[0].as_ref().unwrap().entries().iter().all(|e| e.prev_owner == NO_NODE));
+}
+
+#[test]
+fn several_drainers_of_one_bucket() {
+    // Bucket b moves 2 -> 1 -> 0 while 2 and then 1 each hold a flow in it: the owner names a
+    // live drainer as long as either holds one, and each drainer keeps its own flows.
+    let ids = [0, 1, 2];
+    let mut net = Net::new(&ids, |_| {});
+    for i in 0..3 {
+        net.set_state(i, NodeState::Up);
+        net.set_flows(i, &[0; 256]);
+    }
+    net.run_until(Duration::from_millis(300));
+    // A bucket of node 2 that goes to node 1 when node 2 leaves.
+    let b = (0..256u32)
+        .find(|&b| {
+            net.nodes[2].as_ref().unwrap().owns(b) && {
+                let mut d = vec![NO_NODE; 256];
+                crate::assign::assign(0x5eed, &[crate::assign::Member { id: 0, weight: 1 }, crate::assign::Member { id: 1, weight: 1 }], &mut d);
+                d[b as usize] == 1
+            }
+        })
+        .expect("such a bucket");
+    net.set_flows(2, &flows_in(&[b]));
+    net.set_state(2, NodeState::Wait);
+    net.run_until(Duration::from_millis(600));
+    assert_eq!(net.entry(1, b), (1, 2));
+    assert_eq!(net.entry(2, b), (1, 2));
+    net.set_flows(1, &flows_in(&[b]));
+    net.set_state(1, NodeState::Wait);
+    net.run_until(Duration::from_millis(900));
+    let (o, p) = net.entry(0, b);
+    assert_eq!(o, 0);
+    assert!(p == 1 || p == 2, "prev_owner {p}");
+    assert_eq!(net.entry(1, b), (0, 1));
+    assert_eq!(net.entry(2, b), (0, 2));
+    // Node 2's flow ends: node 1 still drains.
+    net.set_flows(2, &[0; 256]);
+    net.run_until(Duration::from_millis(1200));
+    assert_eq!(net.entry(0, b), (0, 1));
+    assert_eq!(net.entry(1, b), (0, 1));
+    // Node 1 dies while draining: its flows died with it.
+    net.nodes[1] = None;
+    net.run_until(Duration::from_millis(2400));
+    assert_eq!(net.entry(0, b), (0, NO_NODE));
+}
+
+#[test]
+fn a_coarsened_drain_set_still_covers_every_draining_bucket() {
+    // 4096 buckets, node 1 leaves holding flows in every third of its buckets for a long
+    // time: far more runs than a datagram carries. The heartbeats' drain set is a superset,
+    // so the owner never clears prev_owner of a bucket that still drains.
+    let ids = [0, 1];
+    let mut net = Net::new(&ids, |c| c.n_buckets = 4096);
+    let n = 4096usize;
+    net.set_state(0, NodeState::Up);
+    net.set_state(1, NodeState::Up);
+    net.run_until(Duration::from_millis(300));
+    let had: Vec<u32> = (0..n as u32).filter(|&b| net.nodes[1].as_ref().unwrap().owns(b)).collect();
+    let held: Vec<u32> = had.iter().copied().step_by(3).collect();
+    let mut f = vec![0u32; n];
+    for &b in &held {
+        f[b as usize] = 1;
+    }
+    net.set_flows(1, &f);
+    net.set_flows(0, &vec![0; n]);
+    net.set_state(1, NodeState::Wait);
+    net.run_until(Duration::from_secs(30));
+    let n1 = net.nodes[1].as_ref().unwrap();
+    assert_eq!(n1.draining_count(), held.len() as u32);
+    let e0 = net.nodes[0].as_ref().unwrap().entries();
+    for &b in &held {
+        assert_eq!((e0[b as usize].owner, e0[b as usize].prev_owner), (0, 1), "bucket {b}");
+    }
+    let peer = &net.nodes[0].as_ref().unwrap().peers()[0];
+    assert!(peer.draining >= held.len() as u32, "coarsened: a superset");
+    assert!(held.len() > crate::proto::MAX_RUNS, "the set had to be coarsened");
+}
+
+#[test]
+fn up_again_during_the_hand_over_keeps_the_buckets() {
+    let mut net = Net::new(&[0, 1], |_| {});
+    net.set_state(0, NodeState::Up);
+    net.set_state(1, NodeState::Up);
+    net.run_until(Duration::from_millis(200));
+    let had = net.node(1).owned_count();
+    net.set_state(1, NodeState::Stopping);
+    net.set_state(1, NodeState::Up);
+    assert!(!net.node(1).handing_over());
+    net.run_until(Duration::from_millis(400));
+    assert_eq!(net.node(1).owned_count(), had);
+    assert!(net.owners().iter().all(|o| o.len() == 1));
+}
+
+#[test]
+fn a_lone_node_releases_at_once_when_it_leaves() {
+    let mut net = Net::new(&[0, 1], |_| {});
+    net.nodes[1] = None;
+    net.set_state(0, NodeState::Up);
+    net.run_until(Duration::from_millis(1100));
+    assert_eq!(net.node(0).owned_count(), 256);
+    net.set_state(0, NodeState::Stopping);
+    assert_eq!(net.node(0).owned_count(), 0, "no peer to wait for");
 }
 
 #[test]

@@ -119,7 +119,8 @@ impl Sim {
         let acceptors: Vec<usize> = (0..self.p.n).filter(|&i| self.claims(i, b)).collect();
         if let [holder] = acceptors[..] {
             let life = self.rng.dur(Duration::from_millis(200), Duration::from_secs(4));
-            self.flows.push(Flow { bucket: b as u32, holder, end: now + life });
+            let end = if self.rng.chance(self.p.long_flow_share) { Duration::MAX } else { now + life };
+            self.flows.push(Flow { bucket: b as u32, holder, end });
             self.hosts[holder].flows[b] += 1;
             self.stats.flows += 1;
         } else {
@@ -199,6 +200,16 @@ impl Sim {
             }
         }
         Ok(())
+    }
+
+    /// I2 now (it is also checked at every published table).
+    pub fn check_i2_now(&mut self) {
+        self.check_i2();
+    }
+
+    /// Long-lived flows (never ending) still held, per node.
+    pub fn long_flows(&self) -> usize {
+        self.flows.iter().filter(|f| f.end == Duration::MAX).count()
     }
 
     /// No handover in progress anywhere.

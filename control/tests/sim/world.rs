@@ -36,13 +36,16 @@ pub struct Params {
     pub mode: Mode,
     pub pulse: Duration,
     pub dead_after: Duration,
-    pub drain_timeout: Duration,
+    /// The drain safety valve (`None`: drains last as long as the flows).
+    pub drain_timeout: Option<Duration>,
     /// Datagrams go through `Codec::encode` / `Node::on_datagram` (slower: HMAC).
     pub use_codec: bool,
     /// Model client connections and check I2.
     pub check_i2: bool,
     /// New connections per second (all buckets).
     pub syn_rate: f64,
+    /// Share of the new connections that never end (long-lived keep-alive clients).
+    pub long_flow_share: f64,
     /// The data plane honours `Action::Lease` (else only the published tables count: farmd
     /// must publish the release itself when its lease runs out).
     pub enforce_lease: bool,
@@ -59,10 +62,11 @@ impl Params {
             mode: Mode::Farm,
             pulse: Duration::from_millis(100),
             dead_after: Duration::from_secs(1),
-            drain_timeout: Duration::from_secs(10),
+            drain_timeout: None,
             use_codec: false,
             check_i2: false,
             syn_rate: 40.0,
+            long_flow_share: 0.0,
             enforce_lease: true,
         }
     }
@@ -159,6 +163,7 @@ pub struct Host {
 pub struct Flow {
     pub bucket: u32,
     pub holder: usize,
+    /// `Duration::MAX`: never ends.
     pub end: Duration,
 }
 
@@ -501,18 +506,17 @@ impl Sim {
     fn step_node(&mut self, i: usize, f: impl FnOnce(&mut Node, Duration)) {
         let now = self.now;
         let witness = self.witness_vote(i);
-        let check_i2 = self.p.check_i2;
         let Some(node) = self.hosts[i].node.as_mut() else { return };
         f(node, now);
         if let Some(g) = witness {
             node.set_witness(now, g);
         }
-        if check_i2 {
-            let flows = std::mem::take(&mut self.hosts[i].flows);
-            let node = self.hosts[i].node.as_mut().expect("alive");
-            node.set_flows(now, &flows);
-            self.hosts[i].flows = flows;
-        }
+        // The data plane's report (all zeros when flows are not modelled): drains have no
+        // deadline, they end when the node holds no flow in the bucket.
+        let flows = std::mem::take(&mut self.hosts[i].flows);
+        let node = self.hosts[i].node.as_mut().expect("alive");
+        node.set_flows(now, &flows);
+        self.hosts[i].flows = flows;
         let node = self.hosts[i].node.as_mut().expect("alive");
         let actions = node.tick(now);
         let next = node.next_deadline().max(now + Duration::from_micros(1));

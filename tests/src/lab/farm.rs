@@ -190,8 +190,10 @@ pub fn start_script(l: &Layout, apache: &Path) -> String {
     )
 }
 
-/// The `stop_both` script: stops the node's Apache (SIGTERM, waits up to 5 s); with `force`,
-/// SIGKILL to its process group.
+/// The `stop_both` script: stops the node's Apache gracefully (SIGWINCH, Apache's
+/// graceful-stop: requests in flight finish, idle keep-alive connections end with a FIN) and
+/// waits up to 30 s for it to exit (farmd bounds the run by `[scripts] stop_drain_timeout`);
+/// with `force` (run by farmd only if needed), SIGKILL to its process group.
 pub fn stop_script(l: &Layout) -> String {
     format!(
         "#!/bin/sh\n# farm-lab: stop the node's Apache (farmd sets FARM_NODE; $1 = force).\n{prelude}\
@@ -200,8 +202,8 @@ pub fn stop_script(l: &Layout) -> String {
          # force: the whole process group (Apache's main process leads it; its children\n\
          # would otherwise keep serving on the inherited sockets).\n\
          if [ \"$1\" = force ]; then kill -KILL -\"$p\" 2>/dev/null || kill -KILL \"$p\" 2>/dev/null; rm -f \"$pid\"; exit 0; fi\n\
-         kill -TERM \"$p\" 2>/dev/null || exit 0\n\
-         i=0; while is_apache \"$p\"; do i=$((i+1)); [ $i -lt 100 ] || exit 1; sleep 0.05; done\n\
+         kill -WINCH \"$p\" 2>/dev/null || exit 0\n\
+         i=0; while is_apache \"$p\"; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.05; done\n\
          exit 0\n",
         prelude = script_prelude(l)
     )
