@@ -340,7 +340,15 @@ impl Lab {
                     }
                     std::thread::sleep(*down_for);
                     orphan = Some(procs::alive(dp) && procs::cmdline(dp).contains(DATAPLANE));
-                    self.restart_node(victim)?;
+                    if let Err(e) = self.restart_node(victim) {
+                        // The lab saw the orphan's farm0 and configured it just as the new
+                        // farmd stopped the orphan (the TAP went with it): harmless, farmd puts
+                        // the address on the new data plane's farm0 (`tap_addrs`), and the
+                        // recovery wait below checks the node comes UP.
+                        if !self.farmd_running(victim) {
+                            return Err(e);
+                        }
+                    }
                 }
                 Fault::DataplanePause(d) => {
                     let pid = self.dataplane_pid(victim)?;
