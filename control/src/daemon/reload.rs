@@ -113,6 +113,7 @@ const VIPS: &str = "the data plane reads the VIP rules at start, and restarting 
 const SCRIPTS: &str = "the script runner takes the scripts at start (not live yet: a script may be running); stop the module and restart farmd";
 const RESTART: &str = "the restart policy and its count are taken at start (not live yet); restart farmd";
 const API: &str = "the API server binds and reads it at start; restart farmd";
+const AT_START: &str = "farmd takes it at start (not live yet); restart farmd";
 const AUTOSTART: &str = "read when farmd starts: applies at its next start";
 const PEER_WEIGHT: &str = "that node applies it when it reloads (weights travel in its heartbeats)";
 
@@ -159,12 +160,13 @@ pub fn diff(old: &Config, new: &Config, me: &str, data_plane: bool) -> Diff {
         }
     }
 
-    let Assignment { mode, failback, takeover, witness } = assignment;
+    let Assignment { mode, failback, takeover, witness, drain_timeout } = assignment;
     let o = &old.assignment;
     d.cmp("assignment.mode", &o.mode, mode, Handling::Refused(ASSIGNMENT));
     d.cmp("assignment.failback", &o.failback, failback, Handling::Refused(ASSIGNMENT));
     d.cmp("assignment.takeover", &o.takeover, takeover, Handling::Refused(ASSIGNMENT));
     d.cmp("assignment.witness", &o.witness, witness, Handling::Refused(ASSIGNMENT));
+    d.cmp("assignment.drain_timeout", &o.drain_timeout, drain_timeout, Handling::Refused(AT_START));
 
     let Dataplane {
         enabled,
@@ -207,12 +209,13 @@ pub fn diff(old: &Config, new: &Config, me: &str, data_plane: bool) -> Diff {
     d.cmp("dataplane.node_mac", &o.node_mac, node_mac, h.clone());
     d.cmp("dataplane.liveness_timeout", &o.liveness_timeout, liveness_timeout, h);
 
-    let Scripts { dir, start_both, stop_both, timeout, env } = scripts;
+    let Scripts { dir, start_both, stop_both, timeout, stop_drain_timeout, env } = scripts;
     let o = &old.scripts;
     d.cmp("scripts.dir", &o.dir, dir, Handling::Refused(SCRIPTS));
     d.cmp("scripts.start_both", &o.start_both, start_both, Handling::Refused(SCRIPTS));
     d.cmp("scripts.stop_both", &o.stop_both, stop_both, Handling::Refused(SCRIPTS));
     d.cmp("scripts.timeout", &o.timeout, timeout, Handling::Refused(SCRIPTS));
+    d.cmp("scripts.stop_drain_timeout", &o.stop_drain_timeout, stop_drain_timeout, Handling::Refused(AT_START));
     if o.env != *env {
         d.push("scripts.env", "changed".into(), Handling::Refused(SCRIPTS));
     }
