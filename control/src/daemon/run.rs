@@ -469,8 +469,8 @@ impl Daemon {
         }
         self.configure_tap(now);
         if let Some(w) = &self.witness {
-            let granted = w.granted(self.p.cfg.heartbeat.dead_after);
-            self.node.set_witness(mnow, granted);
+            let vote = w.last_vote().map(|t| t.saturating_duration_since(self.t0));
+            self.node.set_witness(mnow, vote);
         }
         self.flush_publish(now);
         self.refresh_status(now);

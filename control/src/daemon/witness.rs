@@ -1,6 +1,8 @@
 //! The witness vote of `takeover = "majority"` (`[assignment] witness`): a thread pings the
-//! witness address every pulse; the vote counts while the last echo is younger than
-//! `dead_after`.
+//! witness address every pulse and records when the newest answered ping was sent; the
+//! membership counts the vote as of that moment (like a peer's acknowledgement of a heartbeat
+//! sent then), so the lease it grants ends `dead_after - pulse` after the last ping that got
+//! through — before the peer can take over.
 //!
 //! A ping target grants its "vote" to every node that reaches it: two nodes that cannot hear
 //! each other but both reach the witness both own (as SafeKit's and most two-node clusters'
@@ -19,8 +21,8 @@ use tracing::{debug, info};
 #[derive(Debug)]
 pub struct Witness {
     origin: Instant,
-    /// Milliseconds since `origin` of the last echo reply, +1 (0 = never).
-    last_ok_ms: Arc<AtomicU64>,
+    /// Microseconds since `origin` at which the newest answered ping was sent, +1 (0 = never).
+    last_vote_us: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
@@ -28,26 +30,38 @@ pub struct Witness {
 impl Witness {
     /// Starts pinging `addr` every `pulse`.
     pub fn spawn(addr: IpAddr, pulse: Duration) -> std::io::Result<Witness> {
+        let timeout = pulse.max(Duration::from_millis(50));
+        Witness::spawn_with(pulse, move || {
+            crate::checkers::ping::ping(addr, timeout).map(|_| ()).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Starts calling `probe` every `pulse` (a ping in farmd, a stand-in in tests).
+    fn spawn_with(
+        pulse: Duration,
+        mut probe: impl FnMut() -> Result<(), String> + Send + 'static,
+    ) -> std::io::Result<Witness> {
         let origin = Instant::now();
-        let last_ok_ms = Arc::new(AtomicU64::new(0));
+        let last_vote_us = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (l, s) = (last_ok_ms.clone(), stop.clone());
+        let (l, s) = (last_vote_us.clone(), stop.clone());
         let handle = std::thread::Builder::new().name("farmd-witness".into()).spawn(move || {
             let mut was_ok = None;
             while !s.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                let ok = match crate::checkers::ping::ping(addr, pulse.max(Duration::from_millis(50))) {
-                    Ok(_) => {
-                        l.store(origin.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
+                let ok = match probe() {
+                    Ok(()) => {
+                        let sent = started.duration_since(origin).as_micros() as u64 + 1;
+                        l.store(sent, Ordering::Relaxed);
                         true
                     }
                     Err(e) => {
-                        debug!(%addr, error = %e, "witness: no echo");
+                        debug!(error = %e, "witness: no echo");
                         false
                     }
                 };
                 if was_ok != Some(ok) {
-                    info!(%addr, reachable = ok, "witness");
+                    info!(reachable = ok, "witness");
                     was_ok = Some(ok);
                 }
                 if let Some(rest) = pulse.checked_sub(started.elapsed()) {
@@ -55,14 +69,14 @@ impl Witness {
                 }
             }
         })?;
-        Ok(Witness { origin, last_ok_ms, stop, handle: Some(handle) })
+        Ok(Witness { origin, last_vote_us, stop, handle: Some(handle) })
     }
 
-    /// Whether the witness answered within `max_age`.
-    pub fn granted(&self, max_age: Duration) -> bool {
-        match self.last_ok_ms.load(Ordering::Relaxed) {
-            0 => false,
-            t => (self.origin.elapsed().as_millis() as u64 + 1).saturating_sub(t) <= max_age.as_millis() as u64,
+    /// When the newest ping that the witness answered was sent (`None`: never answered).
+    pub fn last_vote(&self) -> Option<Instant> {
+        match self.last_vote_us.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(self.origin + Duration::from_micros(t - 1)),
         }
     }
 }
@@ -81,17 +95,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_vote_follows_the_echo_replies() {
-        let w = Witness::spawn("127.0.0.1".parse().unwrap(), Duration::from_millis(20)).unwrap();
+    fn the_vote_is_dated_by_the_answered_probe() {
+        let up = Arc::new(AtomicBool::new(true));
+        let u = up.clone();
+        let w = Witness::spawn_with(Duration::from_millis(20), move || {
+            if u.load(Ordering::Relaxed) {
+                Ok(())
+            } else {
+                Err("no echo".into())
+            }
+        })
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !w.granted(Duration::from_millis(200)) {
-            assert!(Instant::now() < deadline, "loopback never answered");
-            std::thread::sleep(Duration::from_millis(10));
+        while w.last_vote().is_none() {
+            assert!(Instant::now() < deadline, "the probe never ran");
+            std::thread::sleep(Duration::from_millis(5));
         }
-        drop(w);
-        // TEST-NET-3, never routed: no vote.
-        let w = Witness::spawn("203.0.113.1".parse().unwrap(), Duration::from_millis(20)).unwrap();
+        up.store(false, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(60));
+        let cut = Instant::now();
+        let last = w.last_vote().unwrap();
         std::thread::sleep(Duration::from_millis(200));
-        assert!(!w.granted(Duration::from_secs(1)));
+        // The vote keeps the date of the last answered probe: it ages, it is never renewed.
+        assert_eq!(w.last_vote(), Some(last));
+        assert!(last < cut);
+        up.store(true, Ordering::Relaxed);
+        while w.last_vote() == Some(last) {
+            assert!(Instant::now() < deadline + Duration::from_secs(5), "no new vote");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(w.last_vote().unwrap() > last);
+    }
+
+    #[test]
+    fn a_witness_that_never_answers_never_votes() {
+        let w = Witness::spawn_with(Duration::from_millis(10), || Err("no echo".into())).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(w.last_vote(), None);
     }
 }

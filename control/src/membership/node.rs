@@ -367,13 +367,16 @@ impl Node {
         self.update(now);
     }
 
-    /// [`Takeover::Majority`] with a witness: whether the witness grants this node its vote
-    /// (report every pulse). The vote counts like a peer's acknowledgement received `now`.
+    /// [`Takeover::Majority`] with a witness: the time at which the witness last vouched for
+    /// this node — the moment the newest answered probe was *sent*, not when farmd looked —
+    /// or `None` (report every pulse). The vote counts like a peer's acknowledgement of a
+    /// heartbeat sent at that time: the lease it grants ends `dead_after - pulse` later, so
+    /// it can never outlive the probe by more than a peer's ack would.
     /// Safety needs the witness to grant its vote to one node at a time (an arbiter, not a
     /// mere ping target): two isolated nodes that both reach a ping target would both own.
-    pub fn set_witness(&mut self, now: Duration, granted: bool) {
+    pub fn set_witness(&mut self, now: Duration, vote: Option<Duration>) {
         self.advance(now);
-        self.witness_at = granted.then_some(now);
+        self.witness_at = vote.filter(|&v| v <= now);
         self.update(now);
     }
 

@@ -509,7 +509,7 @@ impl Sim {
         let Some(node) = self.hosts[i].node.as_mut() else { return };
         f(node, now);
         if let Some(g) = witness {
-            node.set_witness(now, g);
+            node.set_witness(now, g.then_some(now));
         }
         // The data plane's report (all zeros when flows are not modelled): drains have no
         // deadline, they end when the node holds no flow in the bucket.
