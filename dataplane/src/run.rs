@@ -130,7 +130,8 @@ pub fn run(args: Args) -> Result<()> {
     let (mut refresher, shared) = Refresher::new();
     tracing::info!(source = ?refresher.source(), "flow knowledge");
     let mut cadence = Cadence::default();
-    cadence.after(refresher.refresh(&pcfg, table));
+    let mut refresh_cost = refresher.refresh(&pcfg, table, cadence.bound(Duration::ZERO));
+    cadence.after(refresh_cost);
 
     let backoff = BackoffConfig {
         busy_poll: args.busy_poll || dp.busy_poll,
@@ -176,7 +177,8 @@ pub fn run(args: Args) -> Result<()> {
         }
         if last_refresh.elapsed() >= cadence.period() {
             last_refresh = Instant::now();
-            cadence.after(refresher.refresh(&pcfg, table));
+            refresh_cost = refresher.refresh(&pcfg, table, cadence.bound(refresh_cost));
+            cadence.after(refresh_cost);
         }
         if let Some(idle) = args.exit_when_idle {
             let rx = uplink.stats().map(|s| s.ipackets).unwrap_or(0) + local.stats().map(|s| s.ipackets).unwrap_or(0);

@@ -116,7 +116,14 @@ impl SynMemory {
     /// snapshot's `taken_ns`.
     #[inline]
     fn counts(&self, at_ns: u64, now_ns: u64, taken_ns: u64) -> bool {
-        now_ns.saturating_sub(at_ns) < self.ttl_ns && at_ns.saturating_add(self.margin_ns) > taken_ns
+        self.counts_for(at_ns, now_ns, taken_ns, self.ttl())
+    }
+
+    /// [`counts`](Self::counts) with the time to live `ttl` (the one the newest snapshot's
+    /// period implies) instead of the memory's own.
+    #[inline]
+    pub fn counts_for(&self, at_ns: u64, now_ns: u64, taken_ns: u64, ttl: Duration) -> bool {
+        now_ns.saturating_sub(at_ns) < ttl.as_nanos() as u64 && at_ns.saturating_add(self.margin_ns) > taken_ns
     }
 
     /// Remembers a SYN of `key` accepted at `now_ns`.

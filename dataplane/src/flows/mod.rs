@@ -39,11 +39,12 @@ pub use self::procfs::parse_proc_net_tcp;
 /// SYNs a worker remembers (bounds memory under a SYN flood; about 3 MiB per worker).
 pub const SYN_MEMORY: usize = 65536;
 
-/// How often the main thread refreshes the flow knowledge, handover or not (see
-/// [`Cadence`] for the cost-driven stretch on nodes with very many sockets).
+/// How often the main thread refreshes the flow knowledge, handover or not, on a node with up to
+/// a few thousand connections (see [`Cadence`] for the cost-driven stretch beyond; perf/README.md
+/// has the figures: a filtered sock_diag refresh costs about 0.4-2 ms of CPU at 1k connections).
 pub const REFRESH_PERIOD: Duration = Duration::from_millis(25);
-/// The longest the cadence stretches the period to.
-pub const REFRESH_MAX_PERIOD: Duration = Duration::from_millis(100);
+/// The longest the cadence stretches the period to (a node with ~100k connections).
+pub const REFRESH_MAX_PERIOD: Duration = Duration::from_secs(1);
 
 /// The SYN memory's time to live for a refresh `period`: two periods (the refresh that may have
 /// started just before the SYN reached the kernel, and the next one) and the margin.
@@ -74,6 +75,9 @@ pub struct FlowSnapshot {
     /// CLOCK_MONOTONIC (ns) when the kernel was asked: SYNs remembered more than
     /// [`memory::SUPERSEDE_MARGIN`] before it are this snapshot's business.
     pub taken_ns: u64,
+    /// The refresh period when it was published (0: unknown): the workers forget a SYN after
+    /// [`syn_ttl`] of it.
+    pub period_ns: u64,
     /// The connections.
     pub known: HashSet<FlowKey>,
 }
@@ -90,15 +94,17 @@ pub struct LcoreFlows<C: Clock = Monotonic> {
 }
 
 impl LcoreFlows {
-    /// A tracker reading `shared`, its SYN memory sized [`SYN_MEMORY`] and aged for
-    /// [`REFRESH_MAX_PERIOD`].
+    /// A tracker reading `shared`, its SYN memory sized [`SYN_MEMORY`]; a SYN is forgotten
+    /// after [`syn_ttl`] of the period the newest snapshot announces (of [`REFRESH_MAX_PERIOD`]
+    /// before any).
     pub fn new(shared: SharedFlows) -> LcoreFlows {
         LcoreFlows::with_clock(shared, syn_ttl(REFRESH_MAX_PERIOD), Monotonic)
     }
 }
 
 impl<C: Clock> LcoreFlows<C> {
-    /// A tracker whose SYN memory forgets after `ttl` at the latest, on `clock`.
+    /// A tracker on `clock` whose SYN memory forgets after `ttl` until a snapshot announces its
+    /// refresh period (and reuses the room of entries older than `ttl` first).
     pub fn with_clock(shared: SharedFlows, ttl: Duration, clock: C) -> LcoreFlows<C> {
         LcoreFlows { shared, syns: SynMemory::new(SYN_MEMORY, ttl), clock }
     }
@@ -117,7 +123,10 @@ impl<C: Clock> FlowTracker for LcoreFlows<C> {
             return true;
         }
         // The clock is read only when the memory has the flow at all.
-        self.syns.seen_at(flow).is_some_and(|_| self.syns.knows(flow, self.clock.now_ns(), snap.taken_ns))
+        self.syns.seen_at(flow).is_some_and(|at| {
+            let ttl = if snap.period_ns == 0 { self.syns.ttl() } else { syn_ttl(Duration::from_nanos(snap.period_ns)) };
+            self.syns.counts_for(at, self.clock.now_ns(), snap.taken_ns, ttl)
+        })
     }
 
     #[inline]
@@ -246,29 +255,35 @@ impl Refresher {
     }
 
     /// One refresh: reads the kernel, writes the per-bucket counts into the table, publishes the
-    /// snapshot. Returns how long it took (the cadence stretches on slow refreshes).
-    pub fn refresh(&mut self, cfg: &PipelineConfig, table: &TableReader) -> Duration {
+    /// snapshot. Returns how long it took (the cadence stretches on slow refreshes). `period` is
+    /// the longest the next refresh may take to come: the cadence's period before this refresh
+    /// stretched it, i.e. [`Cadence::bound`].
+    /// snapshot, announcing the refresh `period` until the next one (the workers' SYN memory
+    /// lasts [`syn_ttl`] of it).
+    pub fn refresh(&mut self, cfg: &PipelineConfig, table: &TableReader, period: Duration) -> Duration {
         let t0 = Instant::now();
         let taken_ns = crate::run::now_ns();
         let (known, per_bucket) = self.collect(cfg);
         for (cell, n) in table.flows().iter().zip(per_bucket) {
             cell.store(n, Ordering::Relaxed);
         }
-        self.publish(known, taken_ns);
+        self.publish(known, taken_ns, period);
         t0.elapsed()
     }
 
-    /// Publishes `known`, read from the kernel at `taken_ns`, to the workers.
-    pub fn publish(&mut self, known: HashSet<FlowKey>, taken_ns: u64) {
+    /// Publishes `known`, read from the kernel at `taken_ns`, to the workers; the next refresh
+    /// comes within `period`.
+    pub fn publish(&mut self, known: HashSet<FlowKey>, taken_ns: u64, period: Duration) {
         self.epoch += 1;
-        self.shared.store(Arc::new(FlowSnapshot { epoch: self.epoch, taken_ns, known }));
+        let period_ns = period.as_nanos() as u64;
+        self.shared.store(Arc::new(FlowSnapshot { epoch: self.epoch, taken_ns, period_ns, known }));
     }
 }
 
 /// When the next refresh is due: every [`REFRESH_PERIOD`], stretched on a node where one refresh
-/// costs much (hundreds of thousands of sockets) so that refreshing takes at most a tenth of the
-/// main thread's time, up to [`REFRESH_MAX_PERIOD`] (the SYN memory lives for
-/// `syn_ttl(REFRESH_MAX_PERIOD)`, so it still covers the gap between two refreshes).
+/// costs much (tens of thousands of sockets) so that refreshing takes at most about a tenth of a
+/// CPU, up to [`REFRESH_MAX_PERIOD`]. Each snapshot announces the period, so the workers' SYN
+/// memory always covers the gap between two refreshes.
 #[derive(Debug, Clone, Copy)]
 pub struct Cadence {
     period: Duration,
@@ -290,6 +305,12 @@ impl Cadence {
     pub fn after(&mut self, cost: Duration) -> Duration {
         self.period = (cost * 10).clamp(REFRESH_PERIOD, REFRESH_MAX_PERIOD);
         self.period
+    }
+
+    /// The period a snapshot announces: the longer of the current period and the one a refresh
+    /// of cost `last_cost` would set (the next refresh may stretch the period before it runs).
+    pub fn bound(&self, last_cost: Duration) -> Duration {
+        self.period.max((last_cost * 10).clamp(REFRESH_PERIOD, REFRESH_MAX_PERIOD)) + last_cost
     }
 }
 
@@ -327,7 +348,7 @@ mod tests {
 
     fn publish(shared: &SharedFlows, taken_ns: u64, known: &[FlowKey]) {
         let epoch = shared.load().epoch + 1;
-        shared.store(Arc::new(FlowSnapshot { epoch, taken_ns, known: known.iter().copied().collect() }));
+        shared.store(Arc::new(FlowSnapshot { epoch, taken_ns, period_ns: REFRESH_PERIOD.as_nanos() as u64, known: known.iter().copied().collect() }));
     }
 
     #[test]
@@ -383,6 +404,15 @@ mod tests {
         clock.advance(MS);
         assert!(!f.is_known(&key(1)), "forgotten after the time to live, with no SYN nor refresh in between");
         assert_eq!(f.syn_memory().live(ns(&clock), 0), 0);
+        // A snapshot (taken before the SYN) announcing a 1 s period: the memory lasts 2 s + margin.
+        let before = ns(&clock);
+        clock.advance(MS);
+        f.on_accept(&key(2), 0, Some(TcpFlags::SYN));
+        shared.store(Arc::new(FlowSnapshot { epoch: 9, taken_ns: before, period_ns: 1_000_000_000, known: HashSet::new() }));
+        clock.advance(2 * REFRESH_MAX_PERIOD);
+        assert!(f.is_known(&key(2)), "the announced period sets the time to live");
+        clock.advance(memory::SUPERSEDE_MARGIN);
+        assert!(!f.is_known(&key(2)));
     }
 
     /// The measured failback bug: the old owner remembered a client's SYN and never aged it
@@ -459,7 +489,7 @@ mod tests {
             assert!(per_bucket[bucket_of(&c.hash_key, k.client, Some(k.client_port), 256) as usize] >= 1);
         }
         assert_eq!(known.len(), 5, "the listener and the clients' own sockets are not VIP flows: {known:?}");
-        diag.publish(known, crate::run::now_ns());
+        diag.publish(known, crate::run::now_ns(), REFRESH_PERIOD);
         let f = LcoreFlows::new(shared.clone());
         assert!(conns.iter().all(|(_, _, k)| f.is_known(k)));
         let mut conns = conns;
@@ -469,7 +499,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         let (known, _) = diag.collect(&c);
         assert_eq!(known, proc_.collect(&c).0);
-        diag.publish(known, crate::run::now_ns());
+        diag.publish(known, crate::run::now_ns(), REFRESH_PERIOD);
         assert!(!f.is_known(&gone), "closed: the kernel let it go, so does the snapshot");
         assert!(conns.iter().all(|(_, _, k)| f.is_known(k)));
     }
@@ -480,7 +510,8 @@ mod tests {
         assert_eq!(c.period(), REFRESH_PERIOD);
         assert_eq!(c.after(Duration::from_micros(300)), REFRESH_PERIOD);
         assert_eq!(c.after(Duration::from_millis(5)), Duration::from_millis(50));
-        assert_eq!(c.after(Duration::from_millis(40)), REFRESH_MAX_PERIOD);
+        assert_eq!(c.bound(Duration::from_millis(5)), Duration::from_millis(55));
+        assert_eq!(c.after(Duration::from_millis(200)), REFRESH_MAX_PERIOD);
         assert!(syn_ttl(REFRESH_MAX_PERIOD) > 2 * REFRESH_MAX_PERIOD);
     }
 
