@@ -201,6 +201,32 @@ impl Lab {
         }
     }
 
+    /// Lines of each node's module log (`R/n<i>/log/module.log`, from byte `from[i-1]` on)
+    /// that contain `pattern`: node, time (as a capture time), line.
+    pub fn module_log_lines(&self, from: &[u64], pattern: &str) -> Vec<(usize, Duration, String)> {
+        let mut out = Vec::new();
+        for i in self.layout.node_numbers() {
+            let p = self.module_log(i);
+            let Ok(bytes) = std::fs::read(&p) else { continue };
+            let start = (from.get(i - 1).copied().unwrap_or(0) as usize).min(bytes.len());
+            for line in String::from_utf8_lossy(&bytes[start..]).lines().filter(|l| l.contains(pattern)) {
+                out.push((i, log_time(line).unwrap_or_default(), line.to_owned()));
+            }
+        }
+        out.sort_by_key(|(_, t, _)| *t);
+        out
+    }
+
+    /// Node `i`'s module log.
+    pub fn module_log(&self, i: usize) -> std::path::PathBuf {
+        self.layout.node_dir(i).join("log").join("module.log")
+    }
+
+    /// The size of every node's module log (where [`Lab::module_log_lines`] starts).
+    pub fn module_log_sizes(&self) -> Vec<u64> {
+        self.layout.node_numbers().map(|i| std::fs::metadata(self.module_log(i)).map_or(0, |m| m.len())).collect()
+    }
+
     /// `buckets_owned` of node `i`'s status once it equals its count in `a` (farmd publishes
     /// the table and its status together; polled for up to 2 s), else the last one read.
     pub fn buckets_owned(&self, i: usize, a: &Assignment) -> Result<usize, LabError> {
@@ -215,6 +241,23 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// The time of a module log line (`2026-12-04T19:13:34.733Z ...`) as a capture time.
+pub fn log_time(line: &str) -> Option<Duration> {
+    let t = line.get(..24)?;
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    // Days from 1970-01-01 to y-mo-d (proleptic Gregorian; Howard Hinnant's days_from_civil).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + s;
+    Some(Duration::from_millis(u64::try_from(secs * 1000 + ms).ok()?))
 }
 
 #[cfg(test)]
@@ -252,6 +295,14 @@ mod tests {
         assert!(p.contains("n1 owns 60 buckets, ideal 50"), "{p}");
         assert!(p.contains("n3 is out of the farm but owns 1"), "{p}");
         assert!(p.contains("50 buckets moved, ideal 33"), "{p}");
+    }
+
+    #[test]
+    fn module_log_times() {
+        assert_eq!(log_time("1970-01-01T00:00:01.500Z I x"), Some(Duration::from_millis(1500)));
+        // date -d 2026-12-04T19:13:34.733Z +%s%3N
+        assert_eq!(log_time("2026-12-04T19:13:34.733Z W node n2 is dead"), Some(Duration::from_millis(1_796_411_614_733)));
+        assert_eq!(log_time("garbage"), None);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //!   next request opens a new one; a reset, a timeout or a wrong answer is a failure. A request
 //!   whose reused connection the server closed before sending any byte of an answer is sent
 //!   again once on a new connection (what HTTP/1.1 clients do with idempotent requests: the
-//!   server never read it) and counted apart ([`Request::retried`]).
+//!   server never read it) and counted apart ([`Request::retried`]), if the close came within
+//!   [`RETRY_WINDOW`] of the request; a later close without an answer is a failure (the request
+//!   was lost and the server closed an idle connection).
 //! - [`Downloads`]: slow downloads of a [`TestFile`] (pseudo-random bytes, the same on every
 //!   node) with a small receive buffer and rate-limited reads, so the transfer on the wire lasts
 //!   as long as the reads; each one's size and checksum are checked at its end. One download per
@@ -101,6 +103,14 @@ impl TestFile {
     /// The URL path.
     pub fn url_path(&self) -> String {
         format!("/{}", self.name)
+    }
+}
+
+/// An I/O error as a failure message (a socket timeout says so, not "would block").
+fn io_msg(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => "timed out".to_owned(),
+        _ => e.to_string(),
     }
 }
 
@@ -211,6 +221,10 @@ pub struct Sessions {
     pub srcs: Vec<Ipv4Addr>,
 }
 
+/// A request on a reused connection that the server closes within this time without a byte of
+/// an answer is sent again (the close crossed it); later, it is a failure.
+pub const RETRY_WINDOW: Duration = Duration::from_millis(500);
+
 /// What a session's idle wait saw.
 enum Idle {
     /// Time for the next request.
@@ -281,7 +295,7 @@ impl Session {
                     // A reset (or junk) on an idle connection: it broke between requests.
                     let at = Instant::now();
                     let conn = self.conn.as_ref().map(|c| c.1);
-                    let msg = format!("idle kept connection: {e}");
+                    let msg = format!("idle kept connection: {}", io_msg(&e));
                     self.end(Ending::Failed(msg.clone()));
                     self.push(Request { session: self.k, conn, start: at, end: at, result: Err(msg), retried: false });
                 }
@@ -335,7 +349,7 @@ impl Session {
     }
 
     fn connect(&mut self) -> Result<(), String> {
-        let s = open(self.src, self.dst, None, self.timeout).map_err(|e| format!("connect: {e}"))?;
+        let s = open(self.src, self.dst, None, self.timeout).map_err(|e| format!("connect: {}", io_msg(&e)))?;
         let local = SocketAddrV4::new(self.src, local_port(&s));
         let mut log = self.log.lock().expect("session log");
         log.conns.push(Conn { session: self.k, local, node: None, opened: Instant::now(), ended: None, answered: 0 });
@@ -387,10 +401,11 @@ impl Session {
         let dst = self.dst;
         let (s, _) = self.conn.as_mut().expect("connected");
         let left = timeout.saturating_sub(start.elapsed()).max(Duration::from_millis(1));
-        let io = |e: std::io::Error| (e.to_string(), false);
+        let io = |e: std::io::Error| (io_msg(&e), false);
         s.set_write_timeout(Some(left)).map_err(io)?;
         s.set_read_timeout(Some(left)).map_err(io)?;
-        s.write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", dst.ip()).as_bytes()).map_err(|e| (format!("write: {e}"), false))?;
+        s.write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", dst.ip()).as_bytes()).map_err(|e| (format!("write: {}", io_msg(&e)), false))?;
+        let sent = Instant::now();
         let mut c = Counting { s, n: 0 };
         match read_response(&mut c) {
             Ok((200, body, close)) => match node_of_body(&body) {
@@ -398,10 +413,18 @@ impl Session {
                 None => Err((format!("unexpected body {body:?}"), false)),
             },
             Ok((status, _, _)) => Err((format!("HTTP {status}"), false)),
-            Err(e) => {
-                let clean_eof = c.n == 0 && e.kind() == std::io::ErrorKind::UnexpectedEof;
-                Err((format!("read: {e}"), clean_eof))
+            Err(e) if c.n == 0 && e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                // A close that crossed the request is the server's idle close; a later one
+                // means the request was lost (e.g. Apache's KeepAliveTimeout after the
+                // request never reached it).
+                let after = sent.elapsed();
+                if after <= RETRY_WINDOW {
+                    Err((format!("read: {e}"), true))
+                } else {
+                    Err((format!("the server closed the connection {} ms after the request without answering", after.as_millis()), false))
+                }
             }
+            Err(e) => Err((format!("read: {}", io_msg(&e)), false)),
         }
     }
 }
@@ -504,13 +527,13 @@ fn download(src: Ipv4Addr, dst: SocketAddrV4, file: &TestFile, rate: u64, stall:
 }
 
 fn download_into(d: &mut Download, dst: SocketAddrV4, file: &TestFile, rate: u64, stall: Duration) -> Result<(), String> {
-    let mut s = open(d.src, dst, Some(DOWNLOAD_RCVBUF), stall).map_err(|e| format!("connect: {e}"))?;
+    let mut s = open(d.src, dst, Some(DOWNLOAD_RCVBUF), stall).map_err(|e| format!("connect: {}", io_msg(&e)))?;
     d.port = local_port(&s);
     s.set_read_timeout(Some(stall)).map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(stall)).map_err(|e| e.to_string())?;
     let host = dst.ip();
     s.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes()).map_err(|e| format!("write: {e}"))?;
-    let (status, body, _) = read_response(&mut s).map_err(|e| format!("GET /: {e}"))?;
+    let (status, body, _) = read_response(&mut s).map_err(|e| format!("GET /: {}", io_msg(&e)))?;
     if status != 200 {
         return Err(format!("GET /: HTTP {status}"));
     }
@@ -524,7 +547,7 @@ fn download_into(d: &mut Download, dst: SocketAddrV4, file: &TestFile, rate: u64
         match s.read(&mut b) {
             Ok(0) => return Err(format!("closed in the head after {} bytes", head.len())),
             Ok(_) => head.push(b[0]),
-            Err(e) => return Err(format!("head: {e}")),
+            Err(e) => return Err(format!("head: {}", io_msg(&e))),
         }
     }
     let head = String::from_utf8_lossy(&head).to_string();
@@ -552,7 +575,7 @@ fn download_into(d: &mut Download, dst: SocketAddrV4, file: &TestFile, rate: u64
                 sum.update(&buf[..n]);
                 d.bytes += n as u64;
             }
-            Err(e) => return Err(format!("after {} of {} bytes: {e}", d.bytes, file.size)),
+            Err(e) => return Err(format!("after {} of {} bytes: {}", d.bytes, file.size, io_msg(&e))),
         }
         if d.bytes > file.size {
             return Err(format!("more than {} bytes", file.size));
