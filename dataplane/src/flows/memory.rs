@@ -18,8 +18,6 @@
 //! a SYN and asking about a flow never allocate, never lock; under a SYN flood the oldest entry
 //! of a set gives way.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,7 +80,6 @@ struct Entry {
 pub struct SynMemory {
     entries: Box<[Option<Entry>]>,
     set_mask: usize,
-    hasher: RandomState,
     ttl_ns: u64,
     margin_ns: u64,
 }
@@ -95,7 +92,6 @@ impl SynMemory {
         SynMemory {
             entries: vec![None; sets * WAYS].into_boxed_slice(),
             set_mask: sets - 1,
-            hasher: RandomState::new(),
             ttl_ns: ttl.as_nanos() as u64,
             margin_ns: SUPERSEDE_MARGIN.as_nanos() as u64,
         }
@@ -107,8 +103,8 @@ impl SynMemory {
     }
 
     #[inline]
-    fn set(&self, key: &FlowKey) -> &[Option<Entry>] {
-        let s = (self.hasher.hash_one(key) as usize) & self.set_mask;
+    fn set(&self, fp: u64) -> &[Option<Entry>] {
+        let s = (fp as usize) & self.set_mask;
         &self.entries[s * WAYS..s * WAYS + WAYS]
     }
 
@@ -129,7 +125,7 @@ impl SynMemory {
     /// Remembers a SYN of `key` accepted at `now_ns`.
     #[inline]
     pub fn remember(&mut self, key: &FlowKey, now_ns: u64) {
-        let s = (self.hasher.hash_one(key) as usize) & self.set_mask;
+        let s = (super::known::fingerprint(key) as usize) & self.set_mask;
         let ways = &mut self.entries[s * WAYS..s * WAYS + WAYS];
         // The same flow, else a free or expired way, else the oldest.
         let mut pick = 0;
@@ -151,7 +147,13 @@ impl SynMemory {
     /// When the SYN of `key` was accepted, if it is remembered at all (fresh or not).
     #[inline]
     pub fn seen_at(&self, key: &FlowKey) -> Option<u64> {
-        self.set(key).iter().flatten().find(|e| e.key == *key).map(|e| e.at_ns)
+        self.seen_at_fingerprint(key, super::known::fingerprint(key))
+    }
+
+    /// [`seen_at`](Self::seen_at) with the flow's fingerprint already computed.
+    #[inline]
+    pub fn seen_at_fingerprint(&self, key: &FlowKey, fp: u64) -> Option<u64> {
+        self.set(fp).iter().flatten().find(|e| e.key == *key).map(|e| e.at_ns)
     }
 
     /// True when a SYN of `key` is remembered and still counts at `now_ns`, the newest snapshot
