@@ -8,11 +8,15 @@
 //!    ceiling of this machine for any DPDK program;
 //! 4. the cost of the lease check (DESIGN.md I1): the pipeline loop with the lease checked per
 //!    burst and per packet (as the data plane runs) and without it (a view that can never be
-//!    fenced), interleaved rounds, TSC cycles per frame of each and their difference.
+//!    fenced), interleaved rounds, TSC cycles per frame of each and their difference;
+//! 5. the cost of flow knowledge (DESIGN.md I2, "100k held flows >= 0.9x none"): the pipeline
+//!    loop on a table where every bucket is being handed over to or from this node (so every
+//!    non-SYN VIP frame asks `is_known`), with the workers' snapshot holding 100k flows vs none,
+//!    interleaved rounds, TSC cycles per frame and the ratio.
 //!
 //! `net_null` hands out mbufs without writing them; the pool's buffers are pre-filled with the
 //! mix, so the loop classifies real frames. Run as root:
-//! `cargo run --release -p farm-perf --bin bench-dataplane [seconds] [all|classifier|pipeline|bare|lease]`
+//! `cargo run --release -p farm-perf --bin bench-dataplane [seconds] [all|classifier|pipeline|bare|lease|flows]`
 //! (the second argument runs one part alone, e.g. under `perf record` or callgrind; `floor`, not
 //! part of `all`, runs the pipeline's I/O without classification).
 
@@ -166,8 +170,8 @@ fn main() -> Result<()> {
     let only = std::env::args().nth(2).unwrap_or_else(|| "all".into());
     let run = |part: &str| only == "all" || only == part;
     anyhow::ensure!(
-        ["all", "classifier", "pipeline", "bare", "floor", "lease"].contains(&only.as_str()),
-        "unknown part {only:?}: expected all, classifier, pipeline, bare, lease or floor"
+        ["all", "classifier", "pipeline", "bare", "floor", "lease", "flows"].contains(&only.as_str()),
+        "unknown part {only:?}: expected all, classifier, pipeline, bare, lease, flows or floor"
     );
     let shm = std::path::PathBuf::from(format!("/dev/shm/farm-bench-{}", std::process::id()));
     let (_w, reader) = table(&shm)?;
@@ -175,7 +179,7 @@ fn main() -> Result<()> {
     if run("classifier") {
         classifier_alone(reader)?;
     }
-    if !run("pipeline") && !run("bare") && !run("floor") && !run("lease") {
+    if !run("pipeline") && !run("bare") && !run("floor") && !run("lease") && !run("flows") {
         let _ = std::fs::remove_file(&shm);
         return Ok(());
     }
@@ -238,6 +242,12 @@ fn main() -> Result<()> {
     }
     if run("lease") {
         lease_cost(&eal, worker, reader, &ports, secs)?;
+    }
+    if run("flows") {
+        let shm_h = std::path::PathBuf::from(format!("/dev/shm/farm-bench-h-{}", std::process::id()));
+        let r = flows_cost(&eal, worker, &shm_h, &ports, secs);
+        let _ = std::fs::remove_file(&shm_h);
+        r?;
     }
     let _ = std::fs::remove_file(&shm);
     Ok(())
@@ -404,6 +414,156 @@ fn lease_cost(
         range(&without),
         mw - mo
     );
+    Ok(())
+}
+
+/// Part 5's table: every bucket in a handover that involves node 0, half as the new owner
+/// (owner 0, previous 1), half as the previous owner (owner 1, previous 0): the pipeline asks
+/// `is_known` for every VIP frame that is not a SYN (nor an echo).
+fn handover_table(path: &std::path::Path) -> Result<(TableWriter, TableReader)> {
+    let p = TableParams {
+        n_buckets: BUCKETS,
+        node_id: 0,
+        n_lcores: 2,
+        hash_key: HashKey::from_seed(1),
+    };
+    let mut w = TableWriter::create(path, &p)?;
+    let e: Vec<BucketEntry> = (0..BUCKETS)
+        .map(|b| BucketEntry {
+            owner: (b % 2) as u8,
+            prev_owner: 1 - (b % 2) as u8,
+        })
+        .collect();
+    w.publish(&e, 0b11, Duration::ZERO)?;
+    w.set_lease(u64::MAX);
+    let r = TableReader::open(path)?;
+    Ok((w, r))
+}
+
+/// `n` held TCP flows to the mix's VIP from clients outside the mix's addresses (so the
+/// verdicts are those of an empty snapshot: only the lookups differ).
+fn held_flows(n: usize) -> farm_dataplane::flows::KnownFlows {
+    let vip = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100));
+    (0..n)
+        .map(|i| farm_pipeline::FlowKey {
+            protocol: farm_wire::IpProtocol::Tcp,
+            client: IpAddr::V4(Ipv4Addr::from(0xc613_0000 + (i / 50_000) as u32 * 256 + (i % 256) as u32)),
+            client_port: 1024 + (i / 256 % 50_000) as u16,
+            vip,
+            vip_port: 80,
+        })
+        .collect()
+}
+
+/// Part 5: flow knowledge's cost on the pipeline loop, with the workers' snapshot holding 100k
+/// flows vs none, on the handover table; interleaved rounds (5 each), medians and ranges of TSC
+/// cycles per frame. The 100k flows are not the mix's, so both cases take the same verdicts.
+fn flows_cost(
+    eal: &Eal,
+    worker: LcoreId,
+    shm: &std::path::Path,
+    ports: &[Port],
+    secs: u64,
+) -> Result<()> {
+    use farm_dataplane::flows::{FlowSnapshot, SharedFlows};
+    let (_w, reader) = handover_table(shm)?;
+    let reader: &'static TableReader = Box::leak(Box::new(reader));
+    let q = QueueId(0);
+    let t0 = Instant::now();
+    let big = Arc::new(FlowSnapshot {
+        epoch: 1,
+        taken_ns: 0,
+        period_ns: 0,
+        known: held_flows(100_000),
+    });
+    let build = t0.elapsed();
+    let (mut held, mut none) = (Vec::new(), Vec::new());
+    let mut verdicts = Vec::new();
+    for round in 0..10 {
+        let up = QueuePair::new(ports[0].rx_queue(q)?, ports[0].tx_queue(q)?);
+        let tap = QueuePair::new(ports[1].rx_queue(q)?, ports[1].tx_queue(q)?);
+        let with = round % 2 == 0;
+        let snap = if with {
+            Arc::clone(&big)
+        } else {
+            Arc::new(FlowSnapshot::default())
+        };
+        let shared: SharedFlows = Arc::new(arc_swap::ArcSwap::new(snap));
+        let flows = LcoreFlows::new(shared);
+        let mut lc = reader.lcore(0)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = Arc::clone(&stop);
+        let (mut up, mut tap) = (up, tap);
+        let h = eal.launch(worker, move || {
+            let mut flows = flows;
+            let mut p: Pipeline<Pkt> = Pipeline::new(pipeline_config(), 32);
+            let mut b = Backoff::new(BackoffConfig {
+                busy_poll: true,
+                ..BackoffConfig::default()
+            });
+            let c0 = dpdk::tsc();
+            let n = poll_loop(
+                &mut p,
+                &mut up,
+                &mut tap,
+                &mut lc,
+                &mut flows,
+                &mut b,
+                &s2,
+                farm_dataplane::run::now_ns,
+                |_| {},
+            );
+            let cycles = dpdk::tsc() - c0;
+            let seen: Vec<(Counter, u64)> = Counter::ALL
+                .iter()
+                .map(|&c| (c, lc.get(c)))
+                .filter(|&(_, v)| v != 0)
+                .collect();
+            (n, cycles, seen)
+        })?;
+        std::thread::sleep(Duration::from_secs(secs));
+        stop.store(true, Ordering::Relaxed);
+        let (n, cycles, seen) = h.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
+        let cpf = cycles as f64 / n.max(1) as f64;
+        if with {
+            held.push(cpf)
+        } else {
+            none.push(cpf)
+        }
+        if round < 2 {
+            verdicts.push((with, seen));
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let range = |v: &[f64]| format!("{:.1}-{:.1}", v[0], v[v.len() - 1]);
+    let (mh, mn) = (median(&mut held), median(&mut none));
+    println!(
+        "flow knowledge, handover table, net_null:     100k held {mh:6.2} cycles/frame ({}), none {mn:6.2} ({}): throughput ratio {:.3} (target >= 0.9)",
+        range(&held),
+        range(&none),
+        mn / mh
+    );
+    for (with, seen) in verdicts {
+        let rx: u64 = seen
+            .iter()
+            .filter(|(c, _)| matches!(c, Counter::Rx | Counter::TapRx))
+            .map(|&(_, v)| v)
+            .sum();
+        let shares: Vec<String> = seen
+            .iter()
+            .filter(|(c, _)| !matches!(c, Counter::Rx | Counter::TapRx))
+            .map(|&(c, v)| format!("{} {:.0}%", c.name(), 100.0 * v as f64 / rx.max(1) as f64))
+            .collect();
+        println!(
+            "  {} flows: {}",
+            if with { "100k" } else { "no" },
+            shares.join(", ")
+        );
+    }
+    println!("  (building the 100k-flow set took {:.1} ms)", build.as_secs_f64() * 1e3);
     Ok(())
 }
 
