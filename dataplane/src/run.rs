@@ -11,7 +11,7 @@ use farm_pipeline::{poll_loop, Backoff, BackoffConfig, Pipeline, PipelineConfig}
 use farm_table::TableReader;
 
 use crate::cli::Args;
-use crate::flows::{Cadence, LcoreFlows, Refresher};
+use crate::flows::{handover_involves, Cadence, LcoreFlows, Refresher};
 use crate::lease::{process_alive, LeaseState, LeaseWatch};
 use crate::port::{Pkt, QueuePair};
 use crate::setup;
@@ -130,8 +130,7 @@ pub fn run(args: Args) -> Result<()> {
     let (mut refresher, shared) = Refresher::new();
     tracing::info!(source = ?refresher.source(), "flow knowledge");
     let mut cadence = Cadence::default();
-    let mut refresh_cost = refresher.refresh(&pcfg, table, cadence.bound(Duration::ZERO));
-    cadence.after(refresh_cost);
+    cadence.after(refresher.refresh(&pcfg, table, cadence.bound()));
 
     let backoff = BackoffConfig {
         busy_poll: args.busy_poll || dp.busy_poll,
@@ -160,13 +159,14 @@ pub fn run(args: Args) -> Result<()> {
         local = local.name(), workers, table = %table_path.display(), "data plane running"
     );
 
+    let mut last_gen = 0;
     let mut last_refresh = Instant::now();
     let mut last_rx = (0u64, Instant::now());
     let mut lease = LeaseWatch::new(table.writer_pid());
     let mut orphaned = false;
     while !stop.load(Ordering::Relaxed) {
-        // Flow knowledge is refreshed every cadence period, handover or not (flows::REFRESH_PERIOD:
-        // a SYN accepted a moment ago must be known, and a tuple the kernel dropped forgotten).
+        // Flow knowledge is refreshed every cadence period (flows::Cadence: 25 ms, longer where a
+        // refresh costs much, more so outside a handover), and at once when a handover begins.
         std::thread::sleep(TICK.min(cadence.period().saturating_sub(last_refresh.elapsed())));
         if lease.check(table.lease_until_ns(), now_ns(), process_alive) == LeaseState::Orphaned {
             orphaned = true;
@@ -175,10 +175,16 @@ pub fn run(args: Args) -> Result<()> {
         if let Ok(l) = uplink.link() {
             table.set_link(l.up, l.speed_mbps.unwrap_or(0));
         }
-        if last_refresh.elapsed() >= cadence.period() {
+        let g = table.published();
+        let mut now = false;
+        if g != last_gen {
+            last_gen = g;
+            let (_, _, entries) = table.peek();
+            now = cadence.set_handover(handover_involves(&entries, tp.node_id));
+        }
+        if now || last_refresh.elapsed() >= cadence.period() {
             last_refresh = Instant::now();
-            refresh_cost = refresher.refresh(&pcfg, table, cadence.bound(refresh_cost));
-            cadence.after(refresh_cost);
+            cadence.after(refresher.refresh(&pcfg, table, cadence.bound()));
         }
         if let Some(idle) = args.exit_when_idle {
             let rx = uplink.stats().map(|s| s.ipackets).unwrap_or(0) + local.stats().map(|s| s.ipackets).unwrap_or(0);

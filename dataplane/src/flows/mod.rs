@@ -41,9 +41,10 @@ pub use self::refresh::{Cadence, Refresher, Source};
 /// SYNs a worker remembers (bounds memory under a SYN flood; about 3 MiB per worker).
 pub const SYN_MEMORY: usize = 65536;
 
-/// How often the main thread refreshes the flow knowledge, handover or not, on a node with up to
-/// a few thousand connections (see [`Cadence`] for the cost-driven stretch beyond; perf/README.md
-/// has the figures: a filtered sock_diag refresh costs about 0.4-2 ms of CPU at 1k connections).
+/// How often the main thread refreshes the flow knowledge at most; [`Cadence`] stretches it so
+/// that refreshing costs at most about a tenth of a CPU in a handover, a fiftieth otherwise
+/// (perf/README.md has the figures: a filtered sock_diag refresh costs 1-6 ms of CPU at 1k
+/// connections, 0.2 s at 100k, on the shared VM).
 pub const REFRESH_PERIOD: Duration = Duration::from_millis(25);
 /// The longest the cadence stretches the period to (a node with ~100k connections).
 pub const REFRESH_MAX_PERIOD: Duration = Duration::from_secs(1);
@@ -364,9 +365,13 @@ mod tests {
     fn the_cadence_stretches_on_costly_refreshes_only() {
         let mut c = Cadence::default();
         assert_eq!(c.period(), REFRESH_PERIOD);
+        assert!(c.set_handover(true), "a handover begins: refresh now");
+        assert!(!c.set_handover(true));
         assert_eq!(c.after(Duration::from_micros(300)), REFRESH_PERIOD);
-        assert_eq!(c.after(Duration::from_millis(5)), Duration::from_millis(50));
-        assert_eq!(c.bound(Duration::from_millis(5)), Duration::from_millis(55));
+        assert_eq!(c.after(Duration::from_millis(5)), Duration::from_millis(50), "a tenth of a CPU in a handover");
+        assert_eq!(c.bound(), Duration::from_millis(255), "announces the idle period: may be put off that long");
+        assert!(!c.set_handover(false));
+        assert_eq!(c.period(), Duration::from_millis(250), "a fiftieth otherwise");
         assert_eq!(c.after(Duration::from_millis(200)), REFRESH_MAX_PERIOD);
         assert!(syn_ttl(REFRESH_MAX_PERIOD) > 2 * REFRESH_MAX_PERIOD);
     }

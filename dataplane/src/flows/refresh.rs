@@ -101,8 +101,7 @@ impl Refresher {
 
     /// One refresh: reads the kernel, writes the per-bucket counts into the table, publishes the
     /// snapshot. Returns how long it took (the cadence stretches on slow refreshes). `period` is
-    /// the longest the next refresh may take to come: the cadence's period before this refresh
-    /// stretched it, i.e. [`Cadence::bound`].
+    /// the longest the next refresh may take to come: [`Cadence::bound`].
     /// snapshot, announcing the refresh `period` until the next one (the workers' SYN memory
     /// lasts [`syn_ttl`] of it).
     pub fn refresh(&mut self, cfg: &PipelineConfig, table: &TableReader, period: Duration) -> Duration {
@@ -125,36 +124,60 @@ impl Refresher {
     }
 }
 
-/// When the next refresh is due: every [`REFRESH_PERIOD`], stretched on a node where one refresh
-/// costs much (tens of thousands of sockets) so that refreshing takes at most about a tenth of a
-/// CPU, up to [`REFRESH_MAX_PERIOD`]. Each snapshot announces the period, so the workers' SYN
-/// memory always covers the gap between two refreshes.
+/// Refreshing may take about this share of a CPU (1/n) while a handover involves the node ...
+const HANDOVER_BUDGET: u32 = 10;
+/// ... and this share otherwise (nothing asks whether a flow is known then: the refresh keeps
+/// the per-bucket counts farmd reads, and a handover starts with a refresh).
+const IDLE_BUDGET: u32 = 50;
+
+/// When the next refresh is due: every [`REFRESH_PERIOD`], stretched so that refreshing takes
+/// at most about a tenth of a CPU while a handover involves the node (a fiftieth otherwise), up
+/// to [`REFRESH_MAX_PERIOD`]. A sock_diag dump walks the kernel's whole TCP hash table, so even
+/// an idle node pays a few ms per refresh on a large host table (perf/README.md). Each snapshot
+/// announces a bound of the next refresh ([`Cadence::bound`]), so the workers' SYN memory always
+/// covers the gap between two refreshes.
 #[derive(Debug, Clone, Copy)]
 pub struct Cadence {
     period: Duration,
+    cost: Duration,
+    handover: bool,
 }
 
 impl Default for Cadence {
     fn default() -> Cadence {
-        Cadence { period: REFRESH_PERIOD }
+        Cadence { period: REFRESH_PERIOD, cost: Duration::ZERO, handover: false }
     }
 }
 
 impl Cadence {
+    fn target(&self, cost: Duration, budget: u32) -> Duration {
+        (cost * budget).clamp(REFRESH_PERIOD, REFRESH_MAX_PERIOD)
+    }
+
     /// The current period.
     pub fn period(&self) -> Duration {
         self.period
     }
 
+    /// Whether a handover involves the node; true when one just began (refresh now).
+    pub fn set_handover(&mut self, handover: bool) -> bool {
+        let began = handover && !self.handover;
+        self.handover = handover;
+        self.period = self.target(self.cost, if handover { HANDOVER_BUDGET } else { IDLE_BUDGET });
+        began
+    }
+
     /// Adapts the period to the cost of the refresh that just ran.
     pub fn after(&mut self, cost: Duration) -> Duration {
-        self.period = (cost * 10).clamp(REFRESH_PERIOD, REFRESH_MAX_PERIOD);
+        self.cost = cost;
+        self.set_handover(self.handover);
         self.period
     }
 
-    /// The period a snapshot announces: the longer of the current period and the one a refresh
-    /// of cost `last_cost` would set (the next refresh may stretch the period before it runs).
-    pub fn bound(&self, last_cost: Duration) -> Duration {
-        self.period.max((last_cost * 10).clamp(REFRESH_PERIOD, REFRESH_MAX_PERIOD)) + last_cost
+    /// The bound a snapshot announces for the next refresh: the idle period the last cost implies
+    /// (the longest the next refresh may be put off, whatever happens to the handover) plus that
+    /// cost.
+    pub fn bound(&self) -> Duration {
+        self.period.max(self.target(self.cost, IDLE_BUDGET)) + self.cost
     }
 }
