@@ -167,6 +167,8 @@ pub struct Daemon {
     dp_held: bool,
     /// The lifecycle said Leave and waits for `left`.
     leaving_since: Option<Instant>,
+    /// While leaving: when the node was first seen owning nothing with its release published.
+    released_at: Option<Instant>,
     counters: Counters,
     /// SIGTERM/SIGINT received.
     term_signals: u32,

@@ -162,6 +162,7 @@ impl Daemon {
             joined: false,
             dp_held: false,
             leaving_since: None,
+            released_at: None,
             counters: Counters::default(),
             term_signals: 0,
             next_housekeeping: t0,
@@ -296,10 +297,12 @@ impl Daemon {
             self.next_housekeeping = now + self.p.cfg.heartbeat.pulse;
             self.housekeeping(now);
         }
-        self.check_left(now);
         self.sync_state(now);
         let acts = self.node.tick(self.mnow(now));
         self.carry_out(acts, now);
+        // After the membership's actions: a release decided in this iteration (or while
+        // receiving) is published before the lifecycle hears that the node left.
+        self.check_left(now);
         if self.status_generation != self.node.generation() {
             self.refresh_status(now);
         }
@@ -367,6 +370,7 @@ impl Daemon {
                 Notice::Leave => {
                     self.joined = false;
                     self.leaving_since = Some(now);
+                    self.released_at = None;
                 }
                 // check_left reports the held connections every iteration from now on.
                 Notice::Draining => {}
@@ -429,7 +433,16 @@ impl Daemon {
             self.notices(n, now);
         }
         let Some(since) = self.leaving_since else { return };
-        if self.node.owned_count() > 0 || self.node.handing_over() {
+        if self.node.owned_count() > 0 || self.node.handing_over() || self.pending_publish.is_some() {
+            self.released_at = None;
+            return;
+        }
+        // The release is published; wait one pulse more before `stop_both`: the data plane
+        // picks the table up at its next burst, and connections whose SYN it accepted just
+        // before complete their handshake and leave the listen backlog (an application that
+        // closes its listeners, as Apache's graceful-stop does, would reset them).
+        let released = *self.released_at.get_or_insert(now);
+        if now.duration_since(released) < self.p.cfg.heartbeat.pulse {
             return;
         }
         let me = 1u64 << self.node.id();
