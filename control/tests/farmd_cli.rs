@@ -1,159 +1,40 @@
 //! farmd as a process, alone: configuration errors, `--check`, control-only mode, commands
 //! through the API, SIGTERM, and the supervision of a (fake) data plane.
 
+mod common;
+
 use std::fs;
-use std::net::{TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use farm_control::api::{ApiClient, Status};
+use common::{script, Farmd};
 use farm_control::lifecycle::{Command as LcCommand, State};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 const TOKEN: &str = "farmd-cli-test-token";
 
-struct Env {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    config: PathBuf,
-    api_port: u16,
-    child: Option<Child>,
+/// One node on 127.0.0.1 with `dataplane` as its `[dataplane]` section; `extra` is appended to
+/// the file (e.g. a `[restart]` section).
+fn env(dataplane: &str, extra: &str) -> Farmd {
+    Farmd::one_node(Some(TOKEN), |t, _| t.dataplane(dataplane).extra(extra))
 }
 
-fn private(path: &Path, text: &str, mode: u32) {
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+/// One node whose data plane is a fake running `body` ([`fake_dataplane`]); `dataplane` is
+/// added to its `[dataplane]` section, `extra` appended to the file.
+fn dp_env(body: &str, dataplane: &str, extra: &str) -> Farmd {
+    Farmd::one_node(Some(TOKEN), |t, root| {
+        let dp = fake_dataplane(root, body);
+        t.dataplane(&format!("uplink = \"net_null0\"\nbinary = \"{}\"\n{dataplane}", dp.display())).extra(extra)
+    })
 }
 
-/// One node on 127.0.0.1; `extra` is appended to the file (e.g. a `[dataplane]` section).
-fn env(dataplane: &str, extra: &str) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    let hb_port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let api_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    private(&root.join("secret"), "0123456789abcdef0123456789abcdef", 0o600);
-    private(&root.join("token"), TOKEN, 0o600);
-    let config = root.join("farm.toml");
-    fs::write(
-        &config,
-        format!(
-            r#"
-[module]
-name = "web"
-cluster_id = 7
-buckets = 256
-secret_file = "{root}/secret"
-log_dir = "{root}/log"
-run_dir = "{root}/run"
-table_file = "{root}/table"
-
-[[node]]
-name = "n1"
-addrs = ["127.0.0.1"]
-
-[heartbeat]
-port = {hb_port}
-
-[[vip]]
-addr = "198.18.0.100"
-[[vip.rule]]
-proto = "tcp"
-ports = "80"
-
-[dataplane]
-{dataplane}
-
-[api]
-listen = "127.0.0.1:{api_port}"
-token_file = "{root}/token"
-{extra}
-"#,
-            root = root.display(),
-        ),
-    )
-    .unwrap();
-    Env { _dir: dir, root, config, api_port, child: None }
-}
-
-impl Env {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_farmd")).arg("--config").arg(&self.config).args(args).output().unwrap()
-    }
-
-    fn spawn(&mut self, args: &[&str]) {
-        let stderr = fs::File::create(self.root.join("farmd.stderr")).unwrap();
-        self.child = Some(
-            Command::new(env!("CARGO_BIN_EXE_farmd"))
-                .arg("--config")
-                .arg(&self.config)
-                .args(["--node", "n1"])
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(stderr)
-                .spawn()
-                .unwrap(),
-        );
-    }
-
-    fn stderr(&self) -> String {
-        fs::read_to_string(self.root.join("farmd.stderr")).unwrap_or_default()
-    }
-
-    fn api(&self) -> ApiClient {
-        ApiClient::new(&format!("http://127.0.0.1:{}", self.api_port), Some(TOKEN.into()), Duration::from_secs(2))
-    }
-
-    /// Polls the status until `pred` holds.
-    fn wait_status(&self, within: Duration, pred: impl Fn(&Status) -> bool) -> Status {
-        let t0 = Instant::now();
-        loop {
-            if let Ok(st) = self.api().status() {
-                if pred(&st) {
-                    return st;
-                }
-                assert!(t0.elapsed() < within, "status not reached after {within:?}: {st:?}\n{}", self.stderr());
-            } else {
-                assert!(t0.elapsed() < within, "no API after {within:?}\n{}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn sigterm_and_wait(&mut self, within: Duration) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                return st;
-            }
-            assert!(t0.elapsed() < within, "farmd did not exit after SIGTERM\n{}", self.stderr());
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn module_log(&self) -> String {
-        fs::read_to_string(self.root.join("log/module.log")).unwrap_or_default()
-    }
-
-    /// Nothing was created next to the config.
-    fn assert_untouched(&self) {
-        for p in ["table", "log", "run"] {
-            assert!(!self.root.join(p).exists(), "{p} was created");
-        }
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.child {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+/// Nothing was created next to the config.
+fn assert_untouched(e: &Farmd) {
+    for p in ["table", "log", "run"] {
+        assert!(!e.root.join(p).exists(), "{p} was created");
     }
 }
 
@@ -177,7 +58,7 @@ fn bad_configurations_exit_non_zero_with_one_line_and_touch_nothing() {
     assert_eq!(o.status.code(), Some(2));
     let line = one_error_line(&o);
     assert!(line.contains("farm.toml") && line.contains("heartbeat2"), "{line}");
-    e.assert_untouched();
+    assert_untouched(&e);
 
     // A secret readable by others.
     let e = env("enabled = false", "");
@@ -186,14 +67,14 @@ fn bad_configurations_exit_non_zero_with_one_line_and_touch_nothing() {
     assert_eq!(o.status.code(), Some(2));
     let line = one_error_line(&o);
     assert!(line.contains("module.secret_file") && line.contains("0600"), "{line}");
-    e.assert_untouched();
+    assert_untouched(&e);
 
     // No such node.
     let o = e.run(&["--node", "n9"]);
     assert_ne!(o.status.code(), Some(0));
     let line = one_error_line(&o);
     assert!(line.contains("n9"), "{line}");
-    e.assert_untouched();
+    assert_untouched(&e);
 
     // The data-plane program does not exist.
     let e = env("uplink = \"net_null0\"\nbinary = \"/nonexistent/farm-dataplane\"", "");
@@ -201,20 +82,20 @@ fn bad_configurations_exit_non_zero_with_one_line_and_touch_nothing() {
     assert_eq!(o.status.code(), Some(2));
     let line = one_error_line(&o);
     assert!(line.contains("dataplane.binary"), "{line}");
-    e.assert_untouched();
+    assert_untouched(&e);
 
     // --check on a good file: ok, nothing created.
     let e = env("enabled = false", "");
     let o = e.run(&["--node", "n1", "--check"]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok");
-    e.assert_untouched();
+    assert_untouched(&e);
 }
 
 #[test]
 fn control_only_starts_in_stop_obeys_commands_and_exits_on_sigterm() {
     let mut e = env("enabled = false", "");
-    e.spawn(&[]);
+    e.start(&[]);
     let st = e.wait_status(Duration::from_secs(10), |_| true);
     assert_eq!(st.state, State::Stop, "the module stays in STOP without --start");
     assert!(!e.root.join("table").exists(), "control-only mode writes no table");
@@ -233,7 +114,7 @@ fn control_only_starts_in_stop_obeys_commands_and_exits_on_sigterm() {
     let st = e.wait_status(Duration::from_secs(10), |s| s.state == State::Stop);
     assert_eq!(st.buckets_owned, 0);
 
-    let status = e.sigterm_and_wait(Duration::from_secs(5));
+    let status = e.terminate(Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "{}", e.stderr());
     let log = e.module_log();
     assert!(log.contains("admin start from") && log.contains("test"), "{log}");
@@ -242,19 +123,13 @@ fn control_only_starts_in_stop_obeys_commands_and_exits_on_sigterm() {
 
 /// A fake data plane: records its arguments, then runs `body`.
 fn fake_dataplane(root: &Path, body: &str) -> PathBuf {
-    let p = root.join("fake-dataplane");
-    let script = format!("#!/bin/sh\necho \"$@\" >> {}/dp-args\n{body}\n", root.display());
-    private(&p, &script, 0o755);
-    p
+    script(root, "fake-dataplane", &format!("echo \"$@\" >> {}/dp-args\n{body}", root.display()))
 }
 
 #[test]
 fn a_data_plane_that_never_stamps_holds_the_node_in_wait_and_is_stopped_with_farmd() {
-    let mut e = env("uplink = \"net_null0\"\nbinary = \"@DP@\"", "");
-    let dp = fake_dataplane(&e.root, "exec sleep 60");
-    let text = fs::read_to_string(&e.config).unwrap().replace("@DP@", &dp.display().to_string());
-    fs::write(&e.config, text).unwrap();
-    e.spawn(&["--start"]);
+    let mut e = dp_env("exec sleep 60", "", "");
+    e.start(&["--start"]);
     let st = e.wait_status(Duration::from_secs(10), |s| s.state == State::Wait);
     assert_eq!(st.waiting_on, vec!["dataplane".to_string()], "{st:?}");
     assert_eq!(st.buckets_owned, 0);
@@ -268,7 +143,7 @@ fn a_data_plane_that_never_stamps_holds_the_node_in_wait_and_is_stopped_with_far
     assert!(running(pid));
     assert_eq!(nix::unistd::getpgid(Some(Pid::from_raw(pid as i32))).unwrap().as_raw(), pid as i32);
 
-    let status = e.sigterm_and_wait(Duration::from_secs(10));
+    let status = e.terminate(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", e.stderr());
     assert!(!running(pid), "the data plane is stopped with farmd");
     assert!(!e.root.join("run/dataplane.pid").exists());
@@ -276,11 +151,8 @@ fn a_data_plane_that_never_stamps_holds_the_node_in_wait_and_is_stopped_with_far
 
 #[test]
 fn a_data_plane_that_keeps_dying_is_restarted_per_policy_then_the_module_stops() {
-    let mut e = env("uplink = \"net_null0\"\nbinary = \"@DP@\"", "\n[restart]\nmaxloop = 1\nloop_interval = \"1h\"\n");
-    let dp = fake_dataplane(&e.root, "exit 3");
-    let text = fs::read_to_string(&e.config).unwrap().replace("@DP@", &dp.display().to_string());
-    fs::write(&e.config, text).unwrap();
-    e.spawn(&["--start"]);
+    let mut e = dp_env("exit 3", "", "\n[restart]\nmaxloop = 1\nloop_interval = \"1h\"\n");
+    e.start(&["--start"]);
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(15);
     while !e.module_log().contains("stopping the module") {
@@ -304,7 +176,7 @@ fn a_data_plane_that_keeps_dying_is_restarted_per_policy_then_the_module_stops()
         assert!(Instant::now() < deadline, "{}", e.module_log());
         std::thread::sleep(Duration::from_millis(20));
     }
-    let status = e.sigterm_and_wait(Duration::from_secs(10));
+    let status = e.terminate(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", e.stderr());
 }
 
@@ -314,11 +186,8 @@ fn a_reader_stuck_on_an_old_generation_gets_the_data_plane_killed_as_wedged() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    let mut e = env("uplink = \"net_null0\"\nbinary = \"@DP@\"", "");
-    let dp = fake_dataplane(&e.root, "exec sleep 60");
-    let text = fs::read_to_string(&e.config).unwrap().replace("@DP@", &dp.display().to_string());
-    fs::write(&e.config, text).unwrap();
-    e.spawn(&["--start"]);
+    let mut e = dp_env("exec sleep 60", "", "");
+    e.start(&["--start"]);
     let pid_file = e.root.join("run/dataplane.pid");
     let deadline = Instant::now() + Duration::from_secs(10);
     let pid: u32 = loop {
@@ -370,33 +239,24 @@ fn a_reader_stuck_on_an_old_generation_gets_the_data_plane_killed_as_wedged() {
         assert!(Instant::now() < deadline, "{log}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let status = e.sigterm_and_wait(Duration::from_secs(10));
+    let status = e.terminate(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", e.stderr());
 }
 
 #[test]
 fn a_second_signal_during_the_graceful_stop_exits_at_once() {
-    let mut e = env("enabled = false", "\n[scripts]\nstop_both = \"@STOP@\"\n");
-    let stop_both = e.root.join("stop_both");
-    // The graceful run takes 3 s.
-    private(&stop_both, "#!/bin/sh\n[ \"$1\" = force ] || sleep 3\n", 0o755);
-    let text = fs::read_to_string(&e.config).unwrap().replace("@STOP@", &stop_both.display().to_string());
-    fs::write(&e.config, text).unwrap();
-    e.spawn(&["--start"]);
+    let mut e = Farmd::one_node(Some(TOKEN), |t, root| {
+        // The graceful run takes 3 s.
+        let stop_both = script(root, "stop_both", "[ \"$1\" = force ] || sleep 3");
+        t.extra(&format!("\n[scripts]\nstop_both = \"{}\"\n", stop_both.display()))
+    });
+    e.start(&["--start"]);
     e.wait_status(Duration::from_secs(10), |s| s.state == State::Up);
-    let pid = Pid::from_raw(e.child.as_ref().unwrap().id() as i32);
-    kill(pid, Signal::SIGTERM).unwrap();
+    e.signal(Signal::SIGTERM);
     e.wait_status(Duration::from_secs(5), |s| s.state == State::Stopping);
-    let t0 = Instant::now();
-    kill(pid, Signal::SIGINT).unwrap();
-    let mut child = e.child.take().unwrap();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(2), "farmd waited for stop_both\n{}", e.stderr());
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    e.signal(Signal::SIGINT);
+    // At once: farmd does not wait for stop_both.
+    let status = e.wait_exit(Duration::from_secs(2));
     assert_eq!(status.code(), Some(1));
     let err = e.stderr();
     assert!(err.contains("farmd: error: second termination signal"), "{err}");
@@ -410,7 +270,7 @@ struct Stamper {
 }
 
 impl Stamper {
-    fn start(e: &Env) -> Stamper {
+    fn start(e: &Farmd) -> Stamper {
         use farm_control::checkers::dataplane::monotonic_ns;
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;
@@ -453,21 +313,17 @@ impl Drop for Stamper {
 
 /// An env whose data plane is a fake that sleeps, with `tap_addrs`, and a fake `ip` running
 /// `ip_body` (after recording its arguments and batch in `ip-log`).
-fn tap_env(tap_addrs: &str, ip_body: &str) -> (Env, String) {
-    let e = env(&format!("uplink = \"net_null0\"\nbinary = \"@DP@\"\ntap_addrs = {tap_addrs}"), "");
-    let dp = fake_dataplane(&e.root, "exec sleep 60");
-    let text = fs::read_to_string(&e.config).unwrap().replace("@DP@", &dp.display().to_string());
-    fs::write(&e.config, text).unwrap();
-    let ip = e.root.join("fake-ip");
-    private(&ip, &format!("#!/bin/sh\necho \"$@\" >> {0}/ip-log\ncat >> {0}/ip-log\n{ip_body}\n", e.root.display()), 0o755);
+fn tap_env(tap_addrs: &str, ip_body: &str) -> (Farmd, String) {
+    let e = dp_env("exec sleep 60", &format!("tap_addrs = {tap_addrs}"), "");
+    let ip = script(&e.root, "fake-ip", &format!("echo \"$@\" >> {0}/ip-log\ncat >> {0}/ip-log\n{ip_body}", e.root.display()));
     (e, ip.display().to_string())
 }
 
-fn ip_runs(e: &Env) -> usize {
+fn ip_runs(e: &Farmd) -> usize {
     fs::read_to_string(e.root.join("ip-log")).unwrap_or_default().matches("-force -batch -").count()
 }
 
-fn wait_log(e: &Env, text: &str, count: usize) {
+fn wait_log(e: &Farmd, text: &str, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while e.module_log().matches(text).count() < count {
         assert!(Instant::now() < deadline, "{text:?} x{count} not in\n{}\n{}", e.module_log(), e.stderr());
@@ -478,7 +334,7 @@ fn wait_log(e: &Env, text: &str, count: usize) {
 #[test]
 fn tap_addrs_are_put_on_the_tap_each_time_the_data_plane_becomes_ready() {
     let (mut e, ip) = tap_env("[\"{addr0}/8\", \"198.18.0.100/32\"]", "");
-    e.spawn(&["--ip", &ip]);
+    e.start(&["--ip", &ip]);
     let _stamper = Stamper::start(&e);
     let done = "farm0: addresses 127.0.0.1/8, 198.18.0.100/32 configured, link up";
     wait_log(&e, done, 1);
@@ -499,7 +355,7 @@ fn tap_addrs_are_put_on_the_tap_each_time_the_data_plane_becomes_ready() {
     let log = e.module_log();
     let ready = log.find(&format!("data plane ready (pid {new_pid})")).expect("the new data plane got ready");
     assert!(log[ready..].contains(done), "configured after the new data plane got ready:\n{log}");
-    let status = e.sigterm_and_wait(Duration::from_secs(10));
+    let status = e.terminate(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", e.stderr());
 }
 
@@ -511,13 +367,13 @@ fn tap_addrs_failures_are_logged_once_and_retried_and_ip_must_exist() {
     assert_eq!(o.status.code(), Some(2));
     let line = one_error_line(&o);
     assert!(line.contains("dataplane.tap_addrs") && line.contains("/nonexistent/ip"), "{line}");
-    e.assert_untouched();
+    assert_untouched(&e);
 
     // ip fails (the interface is not there) until the file "allow" exists: the started module
     // stays out of the farm meanwhile, the failure is logged once, and ip retried every pulse.
     let body = "if [ ! -e \"$(dirname \"$0\")/allow\" ]; then echo 'Cannot find device \"farm0\"' >&2; exit 1; fi";
     let (mut e, ip) = tap_env("[\"{addr0}/8\"]", body);
-    e.spawn(&["--ip", &ip, "--start"]);
+    e.start(&["--ip", &ip, "--start"]);
     let _stamper = Stamper::start(&e);
     wait_log(&e, "farm0: cannot configure the addresses: ", 1);
     // Ready for well over dead_after (1s), but no address: held in WAIT, owning nothing.
@@ -531,19 +387,17 @@ fn tap_addrs_failures_are_logged_once_and_retried_and_ip_must_exist() {
     fs::write(e.root.join("allow"), "").unwrap();
     wait_log(&e, "farm0: addresses 127.0.0.1/8 configured, link up (after ", 1);
     e.wait_status(Duration::from_secs(10), |s| s.state == State::Up && s.buckets_owned == 256);
-    let status = e.sigterm_and_wait(Duration::from_secs(10));
+    let status = e.terminate(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", e.stderr());
 }
 
 #[test]
 fn autostart_starts_the_module_like_start() {
-    let mut e = env("enabled = false", "");
-    let text = fs::read_to_string(&e.config).unwrap().replace("cluster_id = 7", "cluster_id = 7\nautostart = true");
-    fs::write(&e.config, text).unwrap();
-    e.spawn(&[]);
+    let mut e = Farmd::one_node(Some(TOKEN), |t, _| t.module("autostart", true));
+    e.start(&[]);
     e.wait_status(Duration::from_secs(10), |s| s.state == State::Up);
     assert!(e.module_log().contains("starting the module ([module] autostart)"), "{}", e.module_log());
-    let status = e.sigterm_and_wait(Duration::from_secs(10));
+    let status = e.terminate(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", e.stderr());
 }
 

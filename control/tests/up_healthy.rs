@@ -5,82 +5,31 @@
 //! Observers poll the health URL every 20 ms, `farmctl state` and the status API in the
 //! background and record everything they saw.
 
+mod common;
+
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use common::{free_port, script, Farmd};
 use farm_control::api::{ApiClient, Status};
 use farm_control::lifecycle::State;
 
 const INTERVAL: Duration = Duration::from_millis(100);
 
-struct Farmd {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    config: PathBuf,
-    api: SocketAddr,
-    child: Child,
-}
-
-fn private(path: &Path, text: &str, mode: u32) {
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl Farmd {
-    /// One control-only node on 127.0.0.1 whose `start_both` exits 0 without starting anything,
-    /// with a `tcp` checker (action `restart`) on `app_port`; started with `--start`.
-    fn start(app_port: u16, fail_after: u32, ok_after: u32, maxloop: u32) -> Farmd {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        let hb_port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let api: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        private(&root.join("secret"), "0123456789abcdef0123456789abcdef", 0o600);
-        private(&root.join("start_both"), &format!("#!/bin/sh\necho start >> {}/trace\n", root.display()), 0o755);
-        private(&root.join("stop_both"), &format!("#!/bin/sh\necho \"stop $*\" >> {}/trace\n", root.display()), 0o755);
-        let config = root.join("farm.toml");
-        fs::write(
-            &config,
-            format!(
-                r#"
-[module]
-name = "web"
-cluster_id = 7
-buckets = 256
-secret_file = "{root}/secret"
-log_dir = "{root}/log"
-run_dir = "{root}/run"
-table_file = "{root}/table"
-
-[[node]]
-name = "n1"
-addrs = ["127.0.0.1"]
-
-[heartbeat]
-port = {hb_port}
-
-[[vip]]
-addr = "198.18.0.100"
-[[vip.rule]]
-proto = "tcp"
-ports = "80"
-
-[dataplane]
-enabled = false
-
-[scripts]
+/// One control-only node on 127.0.0.1 (no API token) whose `start_both` exits 0 without
+/// starting anything, with a `tcp` checker (action `restart`) on `app_port`; started with
+/// `--start`.
+fn start(app_port: u16, fail_after: u32, ok_after: u32, maxloop: u32) -> Farmd {
+    let mut f = Farmd::one_node(None, |t, root| {
+        script(root, "start_both", &format!("echo start >> {}/trace", root.display()));
+        script(root, "stop_both", &format!("echo \"stop $*\" >> {}/trace", root.display()));
+        t.extra(&format!(
+            r#"[scripts]
 dir = "{root}"
 start_both = "start_both"
 stop_both = "stop_both"
@@ -99,65 +48,26 @@ action = "restart"
 [restart]
 maxloop = {maxloop}
 loop_interval = "1h"
-
-[api]
-listen = "{api}"
 "#,
-                root = root.display(),
-                interval = INTERVAL.as_millis(),
-            ),
-        )
-        .unwrap();
-        let stderr = fs::File::create(root.join("farmd.stderr")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_farmd"))
-            .arg("--config")
-            .arg(&config)
-            .args(["--node", "n1", "--start"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        Farmd { _dir: dir, root, config, api, child }
-    }
-
-    fn module_log(&self) -> String {
-        fs::read_to_string(self.root.join("log/module.log")).unwrap_or_default()
-    }
-
-    fn trace(&self) -> String {
-        fs::read_to_string(self.root.join("trace")).unwrap_or_default()
-    }
-
-    fn diagnostics(&self) -> String {
-        let stderr = fs::read_to_string(self.root.join("farmd.stderr")).unwrap_or_default();
-        format!("module log:\n{}\nstderr:\n{stderr}", self.module_log())
-    }
-
-    fn status(&self) -> Option<Status> {
-        ApiClient::new(&format!("http://{}", self.api), None, Duration::from_secs(2)).status().ok()
-    }
-
-    /// Polls the status every 20 ms until `pred` holds.
-    fn wait_status(&self, within: Duration, pred: impl Fn(&Status) -> bool) -> Status {
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = self.status() {
-                if pred(&st) {
-                    return st;
-                }
-            }
-            assert!(t0.elapsed() < within, "status not reached after {within:?}: {:?}\n{}", self.status(), self.diagnostics());
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
+            root = root.display(),
+            interval = INTERVAL.as_millis(),
+        ))
+    });
+    f.start(&["--start"]);
+    f
 }
 
-impl Drop for Farmd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn trace(f: &Farmd) -> String {
+    fs::read_to_string(f.root.join("trace")).unwrap_or_default()
+}
+
+fn diagnostics(f: &Farmd) -> String {
+    format!("module log:\n{}\nstderr:\n{}", f.module_log(), f.stderr())
+}
+
+/// Polls the status every 20 ms until `pred` holds.
+fn wait_status(f: &Farmd, within: Duration, pred: impl Fn(&Status) -> bool) -> Status {
+    f.wait_status_or(within, pred, || diagnostics(f))
 }
 
 /// The status code of `GET /var/modules/web/ready.txt`, `None` when nothing answers.
@@ -224,7 +134,7 @@ impl Observers {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Seen::default()));
         let mut threads = Vec::new();
-        let (api, config) = (f.api, f.config.clone());
+        let (api, config) = (f.api_addr, f.config.clone());
         let (s, w) = (stop.clone(), seen.clone());
         threads.push(thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
@@ -239,12 +149,7 @@ impl Observers {
         threads.push(thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 let sent = Instant::now();
-                let o = Command::new(env!("CARGO_BIN_EXE_farmctl"))
-                    .arg("--config")
-                    .arg(&config)
-                    .args(["--node", "n1", "state"])
-                    .output()
-                    .unwrap();
+                let o = common::farmctl(&config, "n1", &["state"]);
                 let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
                 w.lock().unwrap().farmctl.push((Span::since(sent), o.status.code().unwrap_or(-1), out));
                 thread::sleep(Duration::from_millis(30));
@@ -285,10 +190,10 @@ fn assert_never_up(seen: &Seen, from: Instant, to: Instant, f: &Farmd) {
     let farmctl: Vec<(i32, &str)> =
         seen.farmctl.iter().filter(|(s, ..)| s.within(from, to)).map(|(_, c, o)| (*c, o.as_str())).collect();
     let status: Vec<(State, u32)> = seen.status.iter().filter(|(s, ..)| s.within(from, to)).map(|&(_, s, b)| (s, b)).collect();
-    assert!(health.iter().all(|&c| c == 404), "health URL answered {health:?}\n{}", f.diagnostics());
-    assert!(farmctl.iter().all(|&(c, o)| c != 2 && o != "UP"), "farmctl state: {farmctl:?}\n{}", f.diagnostics());
+    assert!(health.iter().all(|&c| c == 404), "health URL answered {health:?}\n{}", diagnostics(f));
+    assert!(farmctl.iter().all(|&(c, o)| c != 2 && o != "UP"), "farmctl state: {farmctl:?}\n{}", diagnostics(f));
     assert!(farmctl.iter().all(|&(c, _)| c == 1 || c == 0), "farmctl state errors: {farmctl:?}");
-    assert!(status.iter().all(|&(s, b)| s != State::Up && b == 0), "status: {status:?}\n{}", f.diagnostics());
+    assert!(status.iter().all(|&(s, b)| s != State::Up && b == 0), "status: {status:?}\n{}", diagnostics(f));
 }
 
 #[test]
@@ -296,15 +201,15 @@ fn an_application_that_never_comes_up_is_never_reported_healthy_and_ends_in_stop
     // start_both exits 0 but nothing ever listens on the checked port. Each start leaves the
     // node in WAIT for fail_after x interval (~400 ms) before the restart action; the third
     // failure exceeds maxloop 2 and stops the module.
-    let f = Farmd::start(free_port(), 4, 2, 2);
+    let f = start(free_port(), 4, 2, 2);
     let t0 = Instant::now();
     let obs = Observers::start(&f);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !f.module_log().contains("exceed maxloop 2") {
-        assert!(Instant::now() < deadline, "the policy never gave up\n{}", f.diagnostics());
+        assert!(Instant::now() < deadline, "the policy never gave up\n{}", diagnostics(&f));
         thread::sleep(Duration::from_millis(20));
     }
-    f.wait_status(Duration::from_secs(10), |s| s.state == State::Stop);
+    wait_status(&f, Duration::from_secs(10), |s| s.state == State::Stop);
     // Keep watching a little: it stays down.
     thread::sleep(Duration::from_millis(300));
     let seen = obs.finish();
@@ -314,10 +219,10 @@ fn an_application_that_never_comes_up_is_never_reported_healthy_and_ends_in_stop
     assert!(seen.farmctl.len() >= 10, "{} farmctl runs", seen.farmctl.len());
     assert!(seen.status.iter().any(|&(_, s, _)| s == State::Wait), "never saw WAIT");
     assert_eq!(seen.farmctl.last().map(|(_, c, o)| (*c, o.as_str())), Some((0, "STOP")));
-    assert_eq!(health(f.api), Some(404));
+    assert_eq!(health(f.api_addr), Some(404));
 
     let log = f.module_log();
-    assert_eq!(f.trace().matches("start\n").count(), 3, "started, restarted twice (maxloop 2)\n{log}");
+    assert_eq!(trace(&f).matches("start\n").count(), 3, "started, restarted twice (maxloop 2)\n{log}");
     assert_eq!(log.matches("STARTING -> WAIT (started; waiting for checkers to pass: app)").count(), 3, "{log}");
     assert!(!log.contains("-> UP"), "{log}");
     assert!(!log.contains("joining the farm"), "{log}");
@@ -328,16 +233,16 @@ fn an_application_that_never_comes_up_is_never_reported_healthy_and_ends_in_stop
 fn a_late_application_makes_the_node_up_only_after_ok_after_passes_and_again_after_a_restart() {
     let port = free_port();
     // ok_after 3 at 100 ms: at least 200 ms between the first success and UP.
-    let f = Farmd::start(port, 5, 3, 10);
+    let f = start(port, 5, 3, 10);
     let t0 = Instant::now();
     let obs = Observers::start(&f);
-    f.wait_status(Duration::from_secs(10), |s| s.state == State::Wait);
+    wait_status(&f, Duration::from_secs(10), |s| s.state == State::Wait);
     thread::sleep(Duration::from_millis(700));
 
     // The application comes up.
     let app_up = Instant::now();
     let app = TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let st = f.wait_status(Duration::from_secs(10), |s| s.state == State::Up && s.buckets_owned == 256);
+    let st = wait_status(&f, Duration::from_secs(10), |s| s.state == State::Up && s.buckets_owned == 256);
     assert!(st.waiting_on.is_empty(), "{st:?}");
     let c = &st.checkers[0];
     assert!(c.healthy && c.consecutive_successes >= 3, "{c:?}");
@@ -348,7 +253,7 @@ fn a_late_application_makes_the_node_up_only_after_ok_after_passes_and_again_aft
             break;
         }
         drop(seen);
-        assert!(Instant::now() < deadline, "the observers never saw UP\n{}", f.diagnostics());
+        assert!(Instant::now() < deadline, "the observers never saw UP\n{}", diagnostics(&f));
         thread::sleep(Duration::from_millis(20));
     }
     let first_up = obs.snapshot().first_200(app_up).unwrap();
@@ -362,11 +267,11 @@ fn a_late_application_makes_the_node_up_only_after_ok_after_passes_and_again_aft
 
     // The application dies: restart action; while it stays dead the node is never UP again.
     drop(app);
-    f.wait_status(Duration::from_secs(10), |s| s.state != State::Up);
+    wait_status(&f, Duration::from_secs(10), |s| s.state != State::Up);
     let down = Instant::now();
     let deadline = down + Duration::from_secs(10);
     while f.module_log().matches("STARTING -> WAIT").count() < 3 {
-        assert!(Instant::now() < deadline, "no restart cycle\n{}", f.diagnostics());
+        assert!(Instant::now() < deadline, "no restart cycle\n{}", diagnostics(&f));
         thread::sleep(Duration::from_millis(20));
     }
     thread::sleep(Duration::from_millis(300));
@@ -375,7 +280,7 @@ fn a_late_application_makes_the_node_up_only_after_ok_after_passes_and_again_aft
 
     // It comes back: UP again, after its passes.
     let _app = TcpListener::bind(("127.0.0.1", port)).unwrap();
-    f.wait_status(Duration::from_secs(10), |s| s.state == State::Up && s.buckets_owned == 256);
+    wait_status(&f, Duration::from_secs(10), |s| s.state == State::Up && s.buckets_owned == 256);
     thread::sleep(Duration::from_millis(100));
     let seen = obs.finish();
     let first_up = seen.first_200(back).unwrap_or_else(|| panic!("no 200 after the restart: {:?}", seen.health));
