@@ -259,14 +259,50 @@ fn pipeline_loop(
     eal: &Eal,
     worker: LcoreId,
     reader: &'static TableReader,
+    up: QueuePair,
+    tap: QueuePair,
+    secs: u64,
+) -> Result<f64> {
+    let (_refresher, shared) = Refresher::new();
+    let r = run_loop(eal, worker, reader.lcore(0)?, LcoreFlows::new(shared), up, tap, secs)?;
+    let mpps = r.elapsed.mpps(r.frames);
+    println!(
+        "farm pipeline loop, net_null, 1 lcore:        {mpps:6.2} Mpps  {}",
+        r.elapsed.detail(r.frames)
+    );
+    println!("  frames seen (uplink + TAP): {}", verdict_shares(&r.lcore));
+    Ok(mpps)
+}
+
+/// What one timed run of `poll_loop` measured; `lcore` is handed back for its counters.
+struct LoopRun<L> {
+    frames: u64,
+    cycles: u64,
+    elapsed: Elapsed,
+    lcore: L,
+}
+
+impl<L> LoopRun<L> {
+    fn cycles_per_frame(&self) -> f64 {
+        self.cycles as f64 / self.frames.max(1) as f64
+    }
+}
+
+/// Runs `poll_loop` with `lc` and `flows` on the null ports, busy polling, for `secs`.
+fn run_loop<L, F>(
+    eal: &Eal,
+    worker: LcoreId,
+    mut lc: L,
+    mut flows: F,
     mut up: QueuePair,
     mut tap: QueuePair,
     secs: u64,
-) -> Result<f64> {
+) -> Result<LoopRun<L>>
+where
+    L: farm_pipeline::Lcore + Send + 'static,
+    F: farm_pipeline::FlowTracker + Send + 'static,
+{
     let stop = Arc::new(AtomicBool::new(false));
-    let mut lc = reader.lcore(0)?;
-    let (_refresher, shared) = Refresher::new();
-    let mut flows = LcoreFlows::new(shared);
     let s2 = Arc::clone(&stop);
     let h = eal.launch(worker, move || {
         let mut p: Pipeline<Pkt> = Pipeline::new(pipeline_config(), 32);
@@ -274,8 +310,8 @@ fn pipeline_loop(
             busy_poll: true,
             ..BackoffConfig::default()
         });
-        let t = Timer::start();
-        let n = poll_loop(
+        let (t, c0) = (Timer::start(), dpdk::tsc());
+        let frames = poll_loop(
             &mut p,
             &mut up,
             &mut tap,
@@ -283,24 +319,29 @@ fn pipeline_loop(
             &mut flows,
             &mut b,
             &s2,
-            || 0,
+            farm_dataplane::run::now_ns,
             |_| {},
         );
-        let seen: Vec<(Counter, u64)> = Counter::ALL
-            .iter()
-            .map(|&c| (c, lc.get(c)))
-            .filter(|&(_, v)| v != 0)
-            .collect();
-        (n, t.stop(), seen)
+        let cycles = dpdk::tsc() - c0;
+        LoopRun {
+            frames,
+            cycles,
+            elapsed: t.stop(),
+            lcore: lc,
+        }
     })?;
     std::thread::sleep(Duration::from_secs(secs));
     stop.store(true, Ordering::Relaxed);
-    let (n, el, seen) = h.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
-    let mpps = el.mpps(n);
-    println!(
-        "farm pipeline loop, net_null, 1 lcore:        {mpps:6.2} Mpps  {}",
-        el.detail(n)
-    );
+    h.join().map_err(|_| anyhow::anyhow!("worker panicked"))
+}
+
+/// The verdicts a worker counted, as shares of the frames it received.
+fn verdict_shares(lc: &farm_table::LcoreHandle<'_>) -> String {
+    let seen: Vec<(Counter, u64)> = Counter::ALL
+        .iter()
+        .map(|&c| (c, lc.get(c)))
+        .filter(|&(_, v)| v != 0)
+        .collect();
     let rx: u64 = seen
         .iter()
         .filter(|(c, _)| matches!(c, Counter::Rx | Counter::TapRx))
@@ -311,8 +352,13 @@ fn pipeline_loop(
         .filter(|(c, _)| !matches!(c, Counter::Rx | Counter::TapRx))
         .map(|&(c, v)| format!("{} {:.0}%", c.name(), 100.0 * v as f64 / rx.max(1) as f64))
         .collect();
-    println!("  frames seen (uplink + TAP): {}", shares.join(", "));
-    Ok(mpps)
+    shares.join(", ")
+}
+
+/// Median and range ("lo-hi") of cycles-per-frame samples.
+fn median_range(mut v: Vec<f64>) -> (f64, String) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], format!("{:.1}-{:.1}", v[0], v[v.len() - 1]))
 }
 
 /// A worker's table access without the lease: `begin_unleased`, and a view whose `fenced()` is
@@ -342,42 +388,6 @@ impl farm_pipeline::Lcore for Unleased {
     }
 }
 
-/// Runs `poll_loop` with `lc` on the null ports for `secs`; returns (frames, TSC cycles).
-fn timed_loop<L: farm_pipeline::Lcore + Send + 'static>(
-    eal: &Eal,
-    worker: LcoreId,
-    mut lc: L,
-    mut up: QueuePair,
-    mut tap: QueuePair,
-    secs: u64,
-) -> Result<(u64, u64)> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = Arc::clone(&stop);
-    let h = eal.launch(worker, move || {
-        let mut p: Pipeline<Pkt> = Pipeline::new(pipeline_config(), 32);
-        let mut b = Backoff::new(BackoffConfig {
-            busy_poll: true,
-            ..BackoffConfig::default()
-        });
-        let c0 = dpdk::tsc();
-        let n = poll_loop(
-            &mut p,
-            &mut up,
-            &mut tap,
-            &mut lc,
-            &mut NoFlowTracking,
-            &mut b,
-            &s2,
-            farm_dataplane::run::now_ns,
-            |_| {},
-        );
-        (n, dpdk::tsc() - c0)
-    })?;
-    std::thread::sleep(Duration::from_secs(secs));
-    stop.store(true, Ordering::Relaxed);
-    h.join().map_err(|_| anyhow::anyhow!("worker panicked"))
-}
-
 /// Part 4: the lease check's cost, with and without, interleaved (5 rounds each), medians.
 /// Cycles per frame are TSC cycles over the loop's wall time, so a round where the worker was
 /// preempted counts high; the medians and the range show how noisy the machine was.
@@ -393,25 +403,17 @@ fn lease_cost(
     for round in 0..10 {
         let up = QueuePair::new(ports[0].rx_queue(q)?, ports[0].tx_queue(q)?);
         let tap = QueuePair::new(ports[1].rx_queue(q)?, ports[1].tx_queue(q)?);
-        let leased = round % 2 == 0;
-        let (n, cycles) = if leased {
-            timed_loop(eal, worker, reader.lcore(0)?, up, tap, secs)?
+        if round % 2 == 0 {
+            let r = run_loop(eal, worker, reader.lcore(0)?, NoFlowTracking, up, tap, secs)?;
+            with.push(r.cycles_per_frame());
         } else {
-            timed_loop(eal, worker, Unleased(reader.lcore(0)?), up, tap, secs)?
-        };
-        let cpf = cycles as f64 / n.max(1) as f64;
-        if leased { with.push(cpf) } else { without.push(cpf) }
+            let r = run_loop(eal, worker, Unleased(reader.lcore(0)?), NoFlowTracking, up, tap, secs)?;
+            without.push(r.cycles_per_frame());
+        }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let range = |v: &[f64]| format!("{:.1}-{:.1}", v[0], v[v.len() - 1]);
-    let (mw, mo) = (median(&mut with), median(&mut without));
+    let ((mw, rw), (mo, ro)) = (median_range(with), median_range(without));
     println!(
-        "lease check, pipeline loop on net_null:       with {mw:6.2} cycles/frame ({}), without {mo:6.2} ({}): {:+.2} cycles/frame (target <= 1)",
-        range(&with),
-        range(&without),
+        "lease check, pipeline loop on net_null:       with {mw:6.2} cycles/frame ({rw}), without {mo:6.2} ({ro}): {:+.2} cycles/frame (target <= 1)",
         mw - mo
     );
     Ok(())
@@ -489,79 +491,23 @@ fn flows_cost(
             Arc::new(FlowSnapshot::default())
         };
         let shared: SharedFlows = Arc::new(arc_swap::ArcSwap::new(snap));
-        let flows = LcoreFlows::new(shared);
-        let mut lc = reader.lcore(0)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let s2 = Arc::clone(&stop);
-        let (mut up, mut tap) = (up, tap);
-        let h = eal.launch(worker, move || {
-            let mut flows = flows;
-            let mut p: Pipeline<Pkt> = Pipeline::new(pipeline_config(), 32);
-            let mut b = Backoff::new(BackoffConfig {
-                busy_poll: true,
-                ..BackoffConfig::default()
-            });
-            let c0 = dpdk::tsc();
-            let n = poll_loop(
-                &mut p,
-                &mut up,
-                &mut tap,
-                &mut lc,
-                &mut flows,
-                &mut b,
-                &s2,
-                farm_dataplane::run::now_ns,
-                |_| {},
-            );
-            let cycles = dpdk::tsc() - c0;
-            let seen: Vec<(Counter, u64)> = Counter::ALL
-                .iter()
-                .map(|&c| (c, lc.get(c)))
-                .filter(|&(_, v)| v != 0)
-                .collect();
-            (n, cycles, seen)
-        })?;
-        std::thread::sleep(Duration::from_secs(secs));
-        stop.store(true, Ordering::Relaxed);
-        let (n, cycles, seen) = h.join().map_err(|_| anyhow::anyhow!("worker panicked"))?;
-        let cpf = cycles as f64 / n.max(1) as f64;
+        let r = run_loop(eal, worker, reader.lcore(0)?, LcoreFlows::new(shared), up, tap, secs)?;
         if with {
-            held.push(cpf)
+            held.push(r.cycles_per_frame())
         } else {
-            none.push(cpf)
+            none.push(r.cycles_per_frame())
         }
         if round < 2 {
-            verdicts.push((with, seen));
+            verdicts.push((with, verdict_shares(&r.lcore)));
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let range = |v: &[f64]| format!("{:.1}-{:.1}", v[0], v[v.len() - 1]);
-    let (mh, mn) = (median(&mut held), median(&mut none));
+    let ((mh, rh), (mn, rn)) = (median_range(held), median_range(none));
     println!(
-        "flow knowledge, handover table, net_null:     100k held {mh:6.2} cycles/frame ({}), none {mn:6.2} ({}): throughput ratio {:.3} (target >= 0.9)",
-        range(&held),
-        range(&none),
+        "flow knowledge, handover table, net_null:     100k held {mh:6.2} cycles/frame ({rh}), none {mn:6.2} ({rn}): throughput ratio {:.3} (target >= 0.9)",
         mn / mh
     );
-    for (with, seen) in verdicts {
-        let rx: u64 = seen
-            .iter()
-            .filter(|(c, _)| matches!(c, Counter::Rx | Counter::TapRx))
-            .map(|&(_, v)| v)
-            .sum();
-        let shares: Vec<String> = seen
-            .iter()
-            .filter(|(c, _)| !matches!(c, Counter::Rx | Counter::TapRx))
-            .map(|&(c, v)| format!("{} {:.0}%", c.name(), 100.0 * v as f64 / rx.max(1) as f64))
-            .collect();
-        println!(
-            "  {} flows: {}",
-            if with { "100k" } else { "no" },
-            shares.join(", ")
-        );
+    for (with, shares) in verdicts {
+        println!("  {} flows: {shares}", if with { "100k" } else { "no" });
     }
     println!("  (building the 100k-flow set took {:.1} ms)", build.as_secs_f64() * 1e3);
     Ok(())
