@@ -3,21 +3,22 @@
 //! loopback address or from many (127.0.0.x), the health URL polled meanwhile; farmctl over
 //! the Unix socket (no token) and over TCP (token); SIGSTOP, SIGCONT, SIGKILL.
 
+mod common;
+
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use farm_control::api::{ApiClient, Status};
+use common::Farmd;
+use farm_control::api::ApiClient;
 use farm_control::lifecycle::{Command as LcCommand, State};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 const TOKEN: &str = "api-flood-test-token";
 /// How long one poll may take to count as answered (cloud load balancers default to 5 s).
@@ -28,145 +29,45 @@ const FLOOD: usize = 1000;
 /// and each slowloris connection sends one more byte.
 const ROUND: Duration = Duration::from_millis(250);
 
-struct Farmd {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    config: PathBuf,
-    api: SocketAddr,
-    child: Option<Child>,
+/// A control-only farmd on 127.0.0.1, started with `args`; `max_connections` is set in its
+/// `[api]` section if given.
+fn start(args: &[&str], max_connections: Option<u32>) -> Farmd {
+    let mut f = Farmd::one_node(Some(TOKEN), |t, _| {
+        let t = t.module("hash_seed", "\"0x5eed\"");
+        match max_connections {
+            Some(n) => t.api("max_connections", n),
+            None => t,
+        }
+    });
+    f.start(args);
+    f
 }
 
-fn private(path: &Path, text: &str) {
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+fn socket(f: &Farmd) -> PathBuf {
+    f.root.join("run/farmd.sock")
 }
 
-impl Farmd {
-    /// A control-only farmd on 127.0.0.1; `api_extra` is added to its `[api]` section.
-    fn start(args: &[&str], api_extra: &str) -> Farmd {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        let hb_port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let api: SocketAddr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        private(&root.join("secret"), "0123456789abcdef0123456789abcdef");
-        private(&root.join("token"), TOKEN);
-        let config = root.join("farm.toml");
-        fs::write(
-            &config,
-            format!(
-                r#"
-[module]
-name = "web"
-cluster_id = 7
-hash_seed = "0x5eed"
-buckets = 256
-secret_file = "{root}/secret"
-log_dir = "{root}/log"
-run_dir = "{root}/run"
-table_file = "{root}/table"
-
-[[node]]
-name = "n1"
-addrs = ["127.0.0.1"]
-
-[heartbeat]
-port = {hb_port}
-
-[[vip]]
-addr = "198.18.0.100"
-[[vip.rule]]
-proto = "tcp"
-ports = "80"
-
-[dataplane]
-enabled = false
-
-[api]
-listen = "{api}"
-token_file = "{root}/token"
-{api_extra}
-"#,
-                root = root.display(),
-            ),
-        )
-        .unwrap();
-        let stderr = fs::File::create(root.join("farmd.stderr")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_farmd"))
-            .arg("--config")
-            .arg(&config)
-            .args(["--node", "n1"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        Farmd { _dir: dir, root, config, api, child: Some(child) }
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.as_ref().unwrap().id() as i32)
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.root.join("run/farmd.sock")
-    }
-
-    fn stderr(&self) -> String {
-        fs::read_to_string(self.root.join("farmd.stderr")).unwrap_or_default()
-    }
-
-    fn tcp(&self, token: Option<&str>) -> ApiClient {
-        ApiClient::new(&format!("http://{}", self.api), token.map(str::to_string), Duration::from_secs(2))
-    }
-
-    fn wait_status(&self, within: Duration, pred: impl Fn(&Status) -> bool) -> Status {
-        let t0 = Instant::now();
-        loop {
-            match self.tcp(None).status() {
-                Ok(st) if pred(&st) => return st,
-                r => assert!(t0.elapsed() < within, "status not reached after {within:?}: {r:?}\n{}", self.stderr()),
-            }
-            std::thread::sleep(Duration::from_millis(20));
+/// Polls `POLLS` times (a fresh connection each, from 127.0.0.1): the health URL, and every
+/// fifth time the metrics; returns how many got 200 within [`POLL_TIMEOUT`], the mean and the
+/// slowest time.
+fn poll(f: &Farmd) -> (usize, Duration, Duration) {
+    let mut ok = 0;
+    let mut slowest = Duration::ZERO;
+    let t0 = Instant::now();
+    for i in 0..POLLS {
+        let t = Instant::now();
+        let answered = if i % 5 == 4 {
+            get_once(f.api_addr, "/metrics", b"# HELP farm_")
+        } else {
+            get_once(f.api_addr, "/var/modules/web/ready.txt", b"OK\n")
+        };
+        if answered {
+            ok += 1;
         }
+        slowest = slowest.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(10));
     }
-
-    fn farmctl(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_farmctl")).arg("--config").arg(&self.config).args(["--node", "n1"]).args(args).output().unwrap()
-    }
-
-    /// Polls `POLLS` times (a fresh connection each, from 127.0.0.1): the health URL, and
-    /// every fifth time the metrics; returns how many got 200 within [`POLL_TIMEOUT`], the
-    /// mean and the slowest time.
-    fn poll(&self) -> (usize, Duration, Duration) {
-        let mut ok = 0;
-        let mut slowest = Duration::ZERO;
-        let t0 = Instant::now();
-        for i in 0..POLLS {
-            let t = Instant::now();
-            let answered = if i % 5 == 4 {
-                get_once(self.api, "/metrics", b"# HELP farm_")
-            } else {
-                get_once(self.api, "/var/modules/web/ready.txt", b"OK\n")
-            };
-            if answered {
-                ok += 1;
-            }
-            slowest = slowest.max(t.elapsed());
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        (ok, t0.elapsed() / POLLS as u32, slowest)
-    }
-}
-
-impl Drop for Farmd {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.child {
-            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+    (ok, t0.elapsed() / POLLS as u32, slowest)
 }
 
 /// One GET over a fresh connection: 200 with a body starting with `body` within
@@ -284,13 +185,13 @@ fn many_sources() -> Vec<Ipv4Addr> {
 }
 
 /// Starts farmd (UP), floods it, polls the health URL and the metrics, checks ≥ 99%.
-fn health_under_flood(sources: Vec<Ipv4Addr>, kind: Kind, api_extra: &str) {
+fn health_under_flood(sources: Vec<Ipv4Addr>, kind: Kind, max_connections: Option<u32>) {
     let t0 = Instant::now();
-    let f = Farmd::start(&["--start"], api_extra);
+    let f = start(&["--start"], max_connections);
     f.wait_status(Duration::from_secs(10), |s| s.state == State::Up);
     let n_sources = sources.len();
-    let flood = Flood::start(f.api, sources, kind);
-    let (ok, mean, slowest) = f.poll();
+    let flood = Flood::start(f.api_addr, sources, kind);
+    let (ok, mean, slowest) = poll(&f);
     // farmctl goes over the Unix socket: the TCP flood is not in its way.
     let (code, out, err, _) = state(&f);
     let opened = flood.opened();
@@ -306,23 +207,23 @@ fn health_under_flood(sources: Vec<Ipv4Addr>, kind: Kind, api_extra: &str) {
 
 #[test]
 fn health_answers_under_1000_idle_connections_from_one_address() {
-    health_under_flood(vec![Ipv4Addr::LOCALHOST], Kind::Idle, "");
+    health_under_flood(vec![Ipv4Addr::LOCALHOST], Kind::Idle, None);
 }
 
 #[test]
 fn health_answers_under_1000_idle_connections_from_many_addresses() {
-    health_under_flood(many_sources(), Kind::Idle, "");
+    health_under_flood(many_sources(), Kind::Idle, None);
 }
 
 #[test]
 fn health_answers_under_slowloris_from_one_address() {
-    health_under_flood(vec![Ipv4Addr::LOCALHOST], Kind::Slowloris, "");
+    health_under_flood(vec![Ipv4Addr::LOCALHOST], Kind::Slowloris, None);
 }
 
 #[test]
 fn health_answers_under_slowloris_from_many_addresses_past_the_global_limit() {
     // Fewer slots than flood connections: the global limit evicts the oldest idle ones.
-    health_under_flood(many_sources(), Kind::Slowloris, "max_connections = 300");
+    health_under_flood(many_sources(), Kind::Slowloris, Some(300));
 }
 
 /// `farmctl state` and its exit code.
@@ -334,32 +235,30 @@ fn state(f: &Farmd) -> (Option<i32>, String, String, Duration) {
 
 #[test]
 fn farmctl_state_tells_a_stopped_farmd_from_no_farmd() {
-    let mut f = Farmd::start(&["--start"], "");
+    let mut f = start(&["--start"], None);
     f.wait_status(Duration::from_secs(10), |s| s.state == State::Up);
     assert_eq!(state(&f).0, Some(2));
 
     // Running but not answering: exit 3, never STOP.
-    kill(f.pid(), Signal::SIGSTOP).unwrap();
+    f.signal(Signal::SIGSTOP);
     let (code, out, err, took) = state(&f);
     assert_eq!(code, Some(3), "stdout {out:?}, stderr {err}");
     assert!(!out.contains("STOP"), "{out:?}");
     assert!(err.contains("does not answer"), "{err}");
     assert!(took < Duration::from_secs(10), "{took:?}");
-    kill(f.pid(), Signal::SIGCONT).unwrap();
+    f.signal(Signal::SIGCONT);
     let (code, out, err, _) = state(&f);
     assert_eq!((code, out.as_str()), (Some(2), "UP"), "{err}");
 
     // Killed without a chance to clean up: its socket file stays, nobody listens: STOP.
-    let mut child = f.child.take().unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(f.socket().exists(), "the socket file of a killed farmd is left behind");
+    f.kill();
+    assert!(socket(&f).exists(), "the socket file of a killed farmd is left behind");
     let (code, out, err, _) = state(&f);
     assert_eq!((code, out.as_str()), (Some(0), "STOP"), "{err}");
     assert!(err.contains("not running"), "{err}");
 
     // No farmd ever (no socket file either): STOP.
-    fs::remove_file(f.socket()).unwrap();
+    fs::remove_file(socket(&f)).unwrap();
     let (code, out, _, _) = state(&f);
     assert_eq!((code, out.as_str()), (Some(0), "STOP"));
 }
@@ -368,35 +267,35 @@ fn farmctl_state_tells_a_stopped_farmd_from_no_farmd() {
 fn a_stopped_farmd_behind_a_flood_is_not_reported_as_stop() {
     // Its TCP API flooded and the process stopped: the Unix socket's connect succeeds (or
     // its queue is full), and nothing answers: 3.
-    let f = Farmd::start(&[], "");
+    let f = start(&[], None);
     f.wait_status(Duration::from_secs(10), |s| s.state == State::Stop);
-    kill(f.pid(), Signal::SIGSTOP).unwrap();
-    let flood = Flood::start(f.api, vec![Ipv4Addr::LOCALHOST], Kind::Idle);
+    f.signal(Signal::SIGSTOP);
+    let flood = Flood::start(f.api_addr, vec![Ipv4Addr::LOCALHOST], Kind::Idle);
     let (code, out, err, _) = state(&f);
     drop(flood);
-    kill(f.pid(), Signal::SIGCONT).unwrap();
+    f.signal(Signal::SIGCONT);
     assert_eq!(code, Some(3), "stdout {out:?}, stderr {err}");
 }
 
 #[test]
 fn commands_over_the_unix_socket_need_no_token_and_tcp_needs_it() {
-    let mut f = Farmd::start(&[], "");
+    let mut f = start(&[], None);
     f.wait_status(Duration::from_secs(10), |s| s.state == State::Stop);
     // The socket: root's, mode 0600.
-    let m = fs::symlink_metadata(f.socket()).unwrap();
+    let m = fs::symlink_metadata(socket(&f)).unwrap();
     assert!(m.file_type().is_socket());
     assert_eq!(m.mode() & 0o777, 0o600);
     assert_eq!(m.uid(), nix::unistd::geteuid().as_raw());
 
     // Over TCP without the token, or with a wrong one: refused, nothing happens.
     for token in [None, Some("wrong")] {
-        match f.tcp(token).command(LcCommand::Start, None) {
+        match f.api_as(token).command(LcCommand::Start, None) {
             Err(farm_control::api::ClientError::Http { status: 401, .. }) => {}
             other => panic!("expected 401, got {other:?}"),
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(f.tcp(None).status().unwrap().state, State::Stop);
+    assert_eq!(f.api_as(None).status().unwrap().state, State::Stop);
 
     // farmctl over the socket: a token file that farmctl would refuse to read (mode 0644)
     // does not matter, it is not read.
@@ -408,25 +307,19 @@ fn commands_over_the_unix_socket_need_no_token_and_tcp_needs_it() {
     assert!(log.contains("admin start from the Unix socket: over the socket"), "{log}");
 
     // The library's Unix client, without a token.
-    ApiClient::unix(&f.socket(), Duration::from_secs(2)).command(LcCommand::Stop, Some("unix client")).unwrap();
+    ApiClient::unix(&socket(&f), Duration::from_secs(2)).command(LcCommand::Stop, Some("unix client")).unwrap();
     f.wait_status(Duration::from_secs(10), |s| s.state == State::Stop);
 
     // TCP with the token still works; farmctl falls back to it without the socket (here:
     // --api), and reads the (again private) token.
     fs::set_permissions(f.root.join("token"), fs::Permissions::from_mode(0o600)).unwrap();
-    f.tcp(Some(TOKEN)).command(LcCommand::Start, None).unwrap();
+    f.api_as(Some(TOKEN)).command(LcCommand::Start, None).unwrap();
     f.wait_status(Duration::from_secs(10), |s| s.state == State::Up);
-    let o = f.farmctl(&["--api", &format!("http://{}", f.api), "stop"]);
+    let o = f.farmctl(&["--api", &format!("http://{}", f.api_addr), "stop"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     f.wait_status(Duration::from_secs(10), |s| s.state == State::Stop);
 
     // SIGTERM: farmd removes its socket.
-    let mut child = f.child.take().unwrap();
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "farmd did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!f.socket().exists(), "socket left after a clean exit");
+    f.terminate(Duration::from_secs(10));
+    assert!(!socket(&f).exists(), "socket left after a clean exit");
 }

@@ -2,21 +2,19 @@
 //! `--table-only`), plus a fourth with the wrong secret: agreement on one table, failover after
 //! `kill -9`, rejoin, graceful stop through the API, SIGTERM.
 
+mod common;
+
 use std::fs;
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use farm_control::api::{ApiClient, Status};
+use common::{free_ports, private, quoted, Farmd, FarmToml};
 use farm_control::lifecycle::{Command as LcCommand, State};
 use farm_table::{BucketEntry, TableReader};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 
 const TOKEN: &str = "farmd-cluster-test-token";
 const BUCKETS: usize = 256;
@@ -26,34 +24,9 @@ const NODES: usize = 4; // n1..n3 and the impostor n4 (wrong secret)
 static SERIAL: Mutex<()> = Mutex::new(());
 
 struct Cluster {
+    /// n1..n4, each started with `--table-only` (killed before the directory goes).
+    nodes: Vec<Farmd>,
     _dir: tempfile::TempDir,
-    root: PathBuf,
-    net: [u8; 2],
-    api_port: u16,
-    procs: Vec<Option<Child>>,
-}
-
-fn addr(net: [u8; 2], k: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, net[0], net[1], k as u8 + 1)
-}
-
-fn private(path: &Path, text: &str) {
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-/// A UDP and a TCP port free on the four addresses.
-fn free_ports(net: [u8; 2]) -> (u16, u16) {
-    for _ in 0..50 {
-        let u = UdpSocket::bind((addr(net, 0), 0)).unwrap();
-        let t = TcpListener::bind((addr(net, 0), 0)).unwrap();
-        let (up, tp) = (u.local_addr().unwrap().port(), t.local_addr().unwrap().port());
-        let ok = (1..NODES).all(|k| UdpSocket::bind((addr(net, k), up)).is_ok() && TcpListener::bind((addr(net, k), tp)).is_ok());
-        if ok {
-            return (up, tp);
-        }
-    }
-    panic!("no free ports");
 }
 
 impl Cluster {
@@ -61,95 +34,38 @@ impl Cluster {
     /// addresses for each test of this file.
     fn new(pulse_ms: u64, dead_after_ms: u64, variant: u8) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
+        let root = dir.path();
         // A /16 of 127/8 of its own, so that other tests on this machine never collide.
-        let net = [100 + (std::process::id() % 50) as u8 * 2 + variant, (std::process::id() / 100 % 250) as u8];
-        let (hb_port, api_port) = free_ports(net);
+        let net = common::net(100 + (std::process::id() % 50) as u8 * 2 + variant);
+        let addrs: Vec<Ipv4Addr> = (0..NODES).map(|k| common::ip(net, k as u8 + 1)).collect();
+        let (hb_port, api_port) = free_ports(&addrs, &addrs);
         private(&root.join("secret"), "the-cluster-secret-0123456789abcdef");
         private(&root.join("wrong-secret"), "an-impostor-secret-0123456789abcdef");
         private(&root.join("token"), TOKEN);
-        let nodes: String = (0..NODES)
-            .map(|k| format!("[[node]]\nname = \"n{}\"\naddrs = [\"{}\"]\n\n", k + 1, addr(net, k)))
-            .collect();
-        for k in 0..NODES {
+        let mut nodes = Vec::new();
+        for (k, &addr) in addrs.iter().enumerate() {
             let secret = if k == 3 { "wrong-secret" } else { "secret" };
-            let text = format!(
-                r#"
-[module]
-name = "web"
-cluster_id = 42
-hash_seed = "0x5eed"
-buckets = {BUCKETS}
-secret_file = "{root}/{secret}"
-log_dir = "{root}/{{node}}/log"
-run_dir = "{root}/{{node}}/run"
-table_file = "{root}/{{node}}/table"
-
-{nodes}
-[heartbeat]
-port = {hb_port}
-pulse = "{pulse_ms}ms"
-dead_after = "{dead_after_ms}ms"
-
-[[vip]]
-addr = "198.18.0.100"
-[[vip.rule]]
-proto = "tcp"
-ports = "80"
-
-[dataplane]
-enabled = false
-
-[api]
-listen = "{api}:{api_port}"
-token_file = "{root}/token"
-"#,
-                root = root.display(),
-                api = addr(net, k),
-            );
-            fs::write(root.join(format!("n{}.toml", k + 1)), text).unwrap();
+            let api = SocketAddr::from((addr, api_port));
+            let t = FarmToml::new(42).module("hash_seed", quoted("0x5eed")).module("buckets", BUCKETS).node_files(root, secret);
+            (0..NODES)
+                .fold(t, |t, j| t.node(&format!("n{}", j + 1), addrs[j]))
+                .heartbeat("port", hb_port)
+                .heartbeat("pulse", quoted(format_args!("{pulse_ms}ms")))
+                .heartbeat("dead_after", quoted(format_args!("{dead_after_ms}ms")))
+                .api("listen", quoted(api))
+                .api("token_file", quoted(root.join("token").display()))
+                .write(&root.join(format!("n{}.toml", k + 1)));
+            nodes.push(Farmd::new(root, &format!("n{}", k + 1), api, Some(TOKEN)));
         }
-        Cluster { _dir: dir, root, net, api_port, procs: (0..NODES).map(|_| None).collect() }
+        Cluster { nodes, _dir: dir }
     }
 
     fn start(&mut self, k: usize) {
-        let name = format!("n{}", k + 1);
-        let stderr = fs::File::options().create(true).append(true).open(self.root.join(format!("{name}.stderr"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_farmd"))
-            .arg("--config")
-            .arg(self.root.join(format!("{name}.toml")))
-            .args(["--node", &name, "--table-only", "--start", "--log", "info"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        self.procs[k] = Some(child);
-    }
-
-    fn table_path(&self, k: usize) -> PathBuf {
-        self.root.join(format!("n{}", k + 1)).join("table")
-    }
-
-    /// The entries of node k's table (None if not there yet).
-    fn table(&self, k: usize) -> Option<Vec<BucketEntry>> {
-        TableReader::open(&self.table_path(k)).ok().map(|r| r.peek().2)
-    }
-
-    fn api(&self, k: usize) -> ApiClient {
-        ApiClient::new(&format!("http://{}:{}", addr(self.net, k), self.api_port), Some(TOKEN.into()), Duration::from_secs(2))
-    }
-
-    fn status(&self, k: usize) -> Status {
-        self.api(k).status().unwrap_or_else(|e| panic!("n{} status: {e}\n{}", k + 1, self.stderr(k)))
-    }
-
-    fn stderr(&self, k: usize) -> String {
-        fs::read_to_string(self.root.join(format!("n{}.stderr", k + 1))).unwrap_or_default()
+        self.nodes[k].start(&["--table-only", "--start", "--log", "info"]);
     }
 
     fn logs(&self) -> String {
-        (0..NODES).map(|k| format!("--- n{} ---\n{}", k + 1, self.stderr(k))).collect()
+        self.nodes.iter().map(|n| format!("--- {} ---\n{}", n.node, n.stderr())).collect()
     }
 
     /// Checks that the tables of `members` describe one assignment: every bucket accepted by
@@ -159,7 +75,7 @@ token_file = "{root}/token"
     fn agreement(&self, members: &[usize]) -> Result<Vec<usize>, String> {
         let tables: Vec<Vec<BucketEntry>> = members
             .iter()
-            .map(|&k| self.table(k).ok_or_else(|| format!("n{}: no table yet", k + 1)))
+            .map(|&k| self.nodes[k].table().ok_or_else(|| format!("n{}: no table yet", k + 1)))
             .collect::<Result<_, _>>()?;
         let mut owned = vec![0; members.len()];
         for b in 0..BUCKETS {
@@ -187,28 +103,6 @@ token_file = "{root}/token"
                 Err(e) if t0.elapsed() > within => panic!("no agreement among {members:?} after {within:?}: {e}\n{}", self.logs()),
                 Err(_) => std::thread::sleep(Duration::from_millis(5)),
             }
-        }
-    }
-
-    fn wait_exit(&mut self, k: usize, within: Duration) -> std::process::ExitStatus {
-        let child = self.procs[k].as_mut().unwrap();
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                self.procs[k] = None;
-                return st;
-            }
-            assert!(t0.elapsed() < within, "n{} did not exit within {within:?}\n{}", k + 1, self.logs());
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for c in self.procs.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 }
@@ -296,13 +190,13 @@ fn three_nodes_agree_fail_over_rejoin_and_leave() {
         c.start(k);
     }
     let all = [0, 1, 2];
-    let i1 = I1Monitor::start(all.iter().map(|&k| c.table_path(k)).collect());
+    let i1 = I1Monitor::start(all.iter().map(|&k| c.nodes[k].table_path()).collect());
 
     // 1. One table, spread over the three (n4 never counts).
     let (owned, t) = c.wait_agreement(&all, Duration::from_secs(15));
     eprintln!("agreement of 3 nodes {t:?} after the tables appeared: {owned:?}");
     assert_spread(&owned, 3);
-    let st = c.status(0);
+    let st = c.nodes[0].status();
     assert_eq!(st.state, State::Up);
     assert_eq!(st.view, vec![0, 1, 2]);
     assert_eq!(st.buckets_owned as usize, owned[0]);
@@ -313,33 +207,32 @@ fn three_nodes_agree_fail_over_rejoin_and_leave() {
     // 2. The impostor's heartbeats are rejected and counted, everywhere, and it never gets in.
     std::thread::sleep(Duration::from_millis(300));
     for k in all {
-        let st = c.status(k);
+        let st = c.nodes[k].status();
         let bad_mac = st.heartbeat.rejected.get("bad_mac").copied().unwrap_or(0);
         assert!(bad_mac > 0, "n{}: {:?}", k + 1, st.heartbeat);
         assert!(st.heartbeat.rx > 0 && st.heartbeat.tx > 0, "{:?}", st.heartbeat);
         assert!(!st.view.contains(&3));
-        let metrics = c.api(k).metrics().unwrap();
+        let metrics = c.nodes[k].metrics();
         let line = metrics.lines().find(|l| l.starts_with("farm_heartbeat_rejected_total") && l.contains("reason=\"bad_mac\"")).unwrap();
         let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(n > 0, "{line}");
     }
     // The impostor, for its part, hears nobody.
-    assert_eq!(c.status(3).heartbeat.rx, 0);
+    assert_eq!(c.nodes[3].status().heartbeat.rx, 0);
 
     // 3. kill -9 n2: n1 and n3 take its buckets.
     let t0 = Instant::now();
     i1.set_live(1, false);
-    c.procs[1].as_mut().unwrap().kill().unwrap();
-    c.procs[1].take().unwrap().wait().unwrap();
+    c.nodes[1].kill();
     // Its table file outlives it with its last ownership: not a live member's.
-    fs::remove_file(c.table_path(1)).unwrap();
+    fs::remove_file(c.nodes[1].table_path()).unwrap();
     let (owned, _) = c.wait_agreement(&[0, 2], Duration::from_secs(5));
     let failover = t0.elapsed();
     eprintln!("FAILOVER after kill -9 (pulse 100 ms, dead_after 1 s): {:.0} ms; owned {owned:?}", failover.as_secs_f64() * 1e3);
     assert!(failover < Duration::from_secs(5), "{failover:?}");
     assert!(failover >= Duration::from_millis(500), "a peer is dead only after dead_after: {failover:?}");
     assert_spread(&owned, 2);
-    let st = c.status(0);
+    let st = c.nodes[0].status();
     assert_eq!(st.view, vec![0, 2]);
     assert!(!st.members[1].live);
 
@@ -353,29 +246,28 @@ fn three_nodes_agree_fail_over_rejoin_and_leave() {
 
     // 5. farmctl stop on n3 (the API): it leaves, n1 and n2 serve everything, n3 is STOP.
     let t0 = Instant::now();
-    c.api(2).command(LcCommand::Stop, Some("test")).unwrap();
+    c.nodes[2].api().command(LcCommand::Stop, Some("test")).unwrap();
     let (owned, _) = c.wait_agreement(&[0, 1], Duration::from_secs(10));
     eprintln!("graceful leave of n3: {:.0} ms; owned {owned:?}", t0.elapsed().as_secs_f64() * 1e3);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while c.status(2).state != State::Stop {
-        assert!(Instant::now() < deadline, "n3 not STOP: {:?}", c.status(2).state);
+    while c.nodes[2].status().state != State::Stop {
+        assert!(Instant::now() < deadline, "n3 not STOP: {:?}", c.nodes[2].status().state);
         std::thread::sleep(Duration::from_millis(20));
     }
-    let t3 = c.table(2).unwrap();
+    let t3 = c.nodes[2].table().unwrap();
     assert!(t3.iter().all(|e| e.owner != 2), "a stopped node accepts nothing");
-    let st = c.status(2);
+    let st = c.nodes[2].status();
     assert_eq!(st.buckets_owned, 0);
     assert!(st.members[2].live, "a stopped node still heartbeats");
 
     // 6. SIGTERM to n1: graceful stop then exit 0; n2 ends up with everything.
-    kill(Pid::from_raw(c.procs[0].as_ref().unwrap().id() as i32), Signal::SIGTERM).unwrap();
-    let st = c.wait_exit(0, Duration::from_secs(10));
-    assert_eq!(st.code(), Some(0), "{}", c.stderr(0));
-    let t1 = c.table(0).unwrap();
+    let st = c.nodes[0].terminate(Duration::from_secs(10));
+    assert_eq!(st.code(), Some(0), "{}", c.nodes[0].stderr());
+    let t1 = c.nodes[0].table().unwrap();
     assert!(t1.iter().all(|e| e.owner != 0 && e.prev_owner != 0), "n1 released and drained before it exited");
     let (owned, _) = c.wait_agreement(&[1], Duration::from_secs(5));
     assert_eq!(owned, vec![BUCKETS]);
-    let log = fs::read_to_string(c.root.join("n1/log/module.log")).unwrap();
+    let log = c.nodes[0].module_log();
     assert!(log.contains("termination signal"), "{log}");
 
     let (violations, rounds) = i1.finish();
@@ -399,12 +291,11 @@ fn fast_timers_fail_over_within_a_few_pulses() {
         let victim = round % 3;
         let survivors: Vec<usize> = all.iter().copied().filter(|&k| k != victim).collect();
         let t0 = Instant::now();
-        c.procs[victim].as_mut().unwrap().kill().unwrap();
-        c.procs[victim].take().unwrap().wait().unwrap();
+        c.nodes[victim].kill();
         let (owned, _) = c.wait_agreement(&survivors, Duration::from_secs(5));
         samples.push(t0.elapsed());
         assert_spread(&owned, 2);
-        fs::remove_file(c.table_path(victim)).unwrap();
+        fs::remove_file(c.nodes[victim].table_path()).unwrap();
         c.start(victim);
         c.wait_agreement(&all, Duration::from_secs(10));
     }

@@ -9,19 +9,17 @@
 //! n2's address as n1 knows it (passes the source check: stopped by the incarnation echo) and
 //! from an address that is not n2's (stopped by the source check).
 
-use std::fs;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use farm_control::api::{ApiClient, Status};
+use common::{free_ports, private, quoted, Farmd, FarmToml};
+use farm_control::api::Status;
 use farm_control::lifecycle::State;
-use farm_table::TableReader;
 
 const TOKEN: &str = "farmd-replay-test-token";
 const BUCKETS: usize = 256;
@@ -34,173 +32,73 @@ const N2_PROXY: u8 = 12; // n2 as n1 knows it
 const STRANGER: u8 = 13; // nobody's address
 
 struct Farm {
+    /// n1 and n2, each started with `--table-only` (killed before the directory goes).
+    nodes: Vec<Farmd>,
     _dir: tempfile::TempDir,
-    root: PathBuf,
     net: [u8; 2],
     hb_port: u16,
-    api_port: u16,
-    procs: [Option<Child>; 2],
-}
-
-fn ip(net: [u8; 2], host: u8) -> Ipv4Addr {
-    Ipv4Addr::new(127, net[0], net[1], host)
-}
-
-fn private(path: &Path, text: &str) {
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-/// A UDP port free on every address of the test and a TCP port free on the nodes' addresses.
-fn free_ports(net: [u8; 2]) -> (u16, u16) {
-    for _ in 0..50 {
-        let u = UdpSocket::bind((ip(net, N1), 0)).unwrap();
-        let t = TcpListener::bind((ip(net, N1), 0)).unwrap();
-        let (up, tp) = (u.local_addr().unwrap().port(), t.local_addr().unwrap().port());
-        let udp_ok = [N2, N1_PROXY, N2_PROXY, STRANGER].iter().all(|&h| UdpSocket::bind((ip(net, h), up)).is_ok());
-        if udp_ok && TcpListener::bind((ip(net, N2), tp)).is_ok() {
-            return (up, tp);
-        }
-    }
-    panic!("no free ports");
 }
 
 impl Farm {
     fn new() -> Farm {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
+        let root = dir.path();
         // A /16 of its own (farmd_cluster.rs uses 100..=199 as first byte).
-        let net = [201 + (std::process::id() % 50) as u8, (std::process::id() / 100 % 250) as u8];
-        let (hb_port, api_port) = free_ports(net);
+        let net = common::net(201 + (std::process::id() % 50) as u8);
+        let ip = |host| common::ip(net, host);
+        // The UDP port free on every address of the test, the TCP port on the nodes'.
+        let (hb_port, api_port) = free_ports(&[N1, N2, N1_PROXY, N2_PROXY, STRANGER].map(ip), &[N1, N2].map(ip));
         private(&root.join("secret"), "the-cluster-secret-0123456789abcdef");
         private(&root.join("token"), TOKEN);
+        let mut nodes = Vec::new();
         // Each node's own file: itself where it is, the other at the proxy.
         for (k, (me, other)) in [(N1, N2_PROXY), (N2, N1_PROXY)].into_iter().enumerate() {
             let (a1, a2) = if k == 0 { (me, other) } else { (other, me) };
-            let text = format!(
-                r#"
-[module]
-name = "web"
-cluster_id = 42
-hash_seed = "0x5eed"
-buckets = {BUCKETS}
-secret_file = "{root}/secret"
-log_dir = "{root}/{{node}}/log"
-run_dir = "{root}/{{node}}/run"
-table_file = "{root}/{{node}}/table"
-
-[[node]]
-name = "n1"
-addrs = ["{a1}"]
-
-[[node]]
-name = "n2"
-addrs = ["{a2}"]
-
-[heartbeat]
-port = {hb_port}
-pulse = "100ms"
-dead_after = "1s"
-
-[[vip]]
-addr = "198.18.0.100"
-[[vip.rule]]
-proto = "tcp"
-ports = "80"
-
-[dataplane]
-enabled = false
-
-[api]
-listen = "{api}:{api_port}"
-token_file = "{root}/token"
-"#,
-                root = root.display(),
-                a1 = ip(net, a1),
-                a2 = ip(net, a2),
-                api = ip(net, me),
-            );
-            fs::write(root.join(format!("n{}.toml", k + 1)), text).unwrap();
+            let name = format!("n{}", k + 1);
+            let api = SocketAddr::from((ip(me), api_port));
+            FarmToml::new(42)
+                .module("hash_seed", quoted("0x5eed"))
+                .module("buckets", BUCKETS)
+                .node_files(root, "secret")
+                .node("n1", ip(a1))
+                .node("n2", ip(a2))
+                .heartbeat("port", hb_port)
+                .heartbeat("pulse", quoted("100ms"))
+                .heartbeat("dead_after", quoted("1s"))
+                .api("listen", quoted(api))
+                .api("token_file", quoted(root.join("token").display()))
+                .write(&root.join(format!("{name}.toml")));
+            nodes.push(Farmd::new(root, &name, api, Some(TOKEN)));
         }
-        Farm { _dir: dir, root, net, hb_port, api_port, procs: [None, None] }
+        Farm { nodes, _dir: dir, net, hb_port }
     }
 
     fn hb(&self, host: u8) -> SocketAddr {
-        SocketAddr::from((ip(self.net, host), self.hb_port))
+        SocketAddr::from((common::ip(self.net, host), self.hb_port))
     }
 
     fn start(&mut self, k: usize) {
-        let name = format!("n{}", k + 1);
-        let stderr = fs::File::options().create(true).append(true).open(self.root.join(format!("{name}.stderr"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_farmd"))
-            .arg("--config")
-            .arg(self.root.join(format!("{name}.toml")))
-            .args(["--node", &name, "--table-only", "--start", "--log", "debug"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        self.procs[k] = Some(child);
-    }
-
-    fn kill(&mut self, k: usize) {
-        let mut c = self.procs[k].take().unwrap();
-        c.kill().unwrap();
-        c.wait().unwrap();
-    }
-
-    fn api(&self, k: usize) -> ApiClient {
-        let host = [N1, N2][k];
-        ApiClient::new(&format!("http://{}:{}", ip(self.net, host), self.api_port), Some(TOKEN.into()), Duration::from_secs(2))
-    }
-
-    fn status(&self, k: usize) -> Status {
-        self.api(k).status().unwrap_or_else(|e| panic!("n{} status: {e}\n{}", k + 1, self.logs()))
+        self.nodes[k].start(&["--table-only", "--start", "--log", "debug"]);
     }
 
     fn table_owners(&self, k: usize) -> Option<Vec<u8>> {
-        let path = self.root.join(format!("n{}", k + 1)).join("table");
-        TableReader::open(&path).ok().map(|r| r.peek().2.iter().map(|e| e.owner).collect())
-    }
-
-    fn module_log(&self, k: usize) -> String {
-        fs::read_to_string(self.root.join(format!("n{}/log/module.log", k + 1))).unwrap_or_default()
+        self.nodes[k].table().map(|t| t.iter().map(|e| e.owner).collect())
     }
 
     fn logs(&self) -> String {
-        (0..2)
-            .map(|k| {
-                let err = fs::read_to_string(self.root.join(format!("n{}.stderr", k + 1))).unwrap_or_default();
+        self.nodes
+            .iter()
+            .map(|n| {
+                let err = n.stderr();
                 let tail: Vec<&str> = err.lines().rev().take(60).collect();
-                format!("--- n{} (last lines) ---\n{}\n", k + 1, tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+                format!("--- {} (last lines) ---\n{}\n", n.node, tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
             })
             .collect()
     }
 
     /// Waits until `pred` holds on node k's status.
     fn wait_status(&self, k: usize, within: Duration, what: &str, pred: impl Fn(&Status) -> bool) -> Status {
-        let t0 = Instant::now();
-        loop {
-            if let Ok(st) = self.api(k).status() {
-                if pred(&st) {
-                    return st;
-                }
-                assert!(t0.elapsed() < within, "n{}: {what} not within {within:?}: {st:?}\n{}", k + 1, self.logs());
-            } else {
-                assert!(t0.elapsed() < within, "n{}: no API within {within:?}\n{}", k + 1, self.logs());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Farm {
-    fn drop(&mut self) {
-        for c in self.procs.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.nodes[k].wait_status_or(within, pred, || format!("{what}\n{}", self.logs()))
     }
 }
 
@@ -279,26 +177,26 @@ fn replayed_heartbeats_of_a_dead_peer_are_rejected_after_a_restart() {
     let both = |st: &Status| st.state == State::Up && st.view == vec![0, 1] && st.buckets_owned > 0;
     farm.wait_status(0, Duration::from_secs(15), "a farm of two", both);
     farm.wait_status(1, Duration::from_secs(15), "a farm of two", both);
-    let st = farm.status(0);
+    let st = farm.nodes[0].status();
     assert_eq!(rejected(&st, "wrong_source"), 0, "{:?}", st.heartbeat);
 
     // 2. Record n2's heartbeats to n1 for 2 s, then kill n2.
     relay.recording.store(true, Ordering::Relaxed);
     std::thread::sleep(Duration::from_secs(2));
     relay.recording.store(false, Ordering::Relaxed);
-    farm.kill(1);
+    farm.nodes[1].kill();
     let recording = relay.finish();
     assert!(recording.len() >= 10, "{} heartbeats recorded", recording.len());
 
     // 3. Restart n1 (new incarnation) and replay the recording while it starts and after its
     //    startup grace: from n2's address as n1 knows it, and from a stranger's address.
-    farm.kill(0);
-    let log_before = farm.module_log(0).len();
+    farm.nodes[0].kill();
+    let log_before = farm.nodes[0].module_log().len();
     farm.start(0);
     let started = Instant::now();
     farm.wait_status(0, Duration::from_secs(10), "API", |_| true);
     let check = |farm: &Farm| {
-        let st = farm.status(0);
+        let st = farm.nodes[0].status();
         let n2 = st.members.iter().find(|m| m.name == "n2").unwrap();
         assert!(!n2.live && n2.state.is_none() && !st.view.contains(&1), "I5: dead n2 alive for restarted n1: {st:?}\n{}", farm.logs());
     };
@@ -337,10 +235,10 @@ fn replayed_heartbeats_of_a_dead_peer_are_rejected_after_a_restart() {
     assert_eq!(wrong_source, 2 * n, "{:?}", st.heartbeat);
     assert_eq!(rejected(&st, "stale") + rejected(&st, "duplicate"), n, "{:?}", st.heartbeat);
     assert_eq!(st.heartbeat.rx, 0, "no heartbeat accepted: {:?}", st.heartbeat);
-    let metrics = farm.api(0).metrics().unwrap();
+    let metrics = farm.nodes[0].metrics();
     assert_eq!(metric(&metrics, "no_echo"), no_echo);
     assert_eq!(metric(&metrics, "wrong_source"), wrong_source);
-    let log = farm.module_log(0);
+    let log = farm.nodes[0].module_log();
     let since_restart = &log[log_before..];
     assert!(!since_restart.contains("node n2 is alive"), "{since_restart}");
     assert!(since_restart.contains("node n2 is dead"), "{since_restart}");
