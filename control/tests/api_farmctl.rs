@@ -1,11 +1,14 @@
 //! farmctl (the real binary) against a real API server on 127.0.0.1.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 use std::time::Duration;
 
+use common::{private, quoted, FarmToml, SECRET};
 use crossbeam::channel::{self, Receiver};
 use farm_control::api::{self, ApiServer, ApiSettings, CommandRequest, SharedStatus, Status};
 use farm_control::lifecycle::{Command as LcCommand, State};
@@ -29,11 +32,6 @@ impl Drop for Env {
     }
 }
 
-fn private(path: &Path, text: &str) {
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
-}
-
 fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
@@ -41,63 +39,27 @@ fn env() -> Env {
     let (tx, commands) = channel::unbounded();
     let settings = ApiSettings::new("127.0.0.1:0".parse().unwrap(), "web", Some(TOKEN.into()));
     let server = ApiServer::start(settings, status.clone(), tx).unwrap();
-    private(&root.join("secret"), "0123456789abcdef0123456789abcdef");
+    private(&root.join("secret"), SECRET);
     private(&root.join("token"), &format!("{TOKEN}\n"));
     let config = root.join("farm.toml");
-    fs::write(
-        &config,
-        format!(
-            r#"
-[module]
-name = "web"
-cluster_id = 7
-hash_seed = "0x5eed"
-buckets = 256
-secret_file = "{root}/secret"
-log_dir = "{root}/log/{{node}}"
-run_dir = "{root}/run"
-
-[[node]]
-name = "n1"
-addrs = ["198.18.0.1"]
-
-[[node]]
-name = "n2"
-addrs = ["198.18.0.2"]
-
-[[vip]]
-addr = "198.18.0.100"
-[[vip.rule]]
-proto = "tcp"
-ports = "80"
-
-[dataplane]
-enabled = false
-
-[scripts.env]
-DB_PASSWORD = "hunter2"
-
-[api]
-listen = "{addr}"
-token_file = "{root}/token"
-"#,
-            root = root.display(),
-            addr = server.local_addr(),
-        ),
-    )
-    .unwrap();
+    FarmToml::new(7)
+        .module("hash_seed", quoted("0x5eed"))
+        .module("buckets", 256)
+        .module("secret_file", quoted(root.join("secret").display()))
+        .module("log_dir", quoted(format_args!("{}/log/{{node}}", root.display())))
+        .module("run_dir", quoted(root.join("run").display()))
+        .node("n1", "198.18.0.1")
+        .node("n2", "198.18.0.2")
+        .api("listen", quoted(server.local_addr()))
+        .api("token_file", quoted(root.join("token").display()))
+        .extra("[scripts.env]\nDB_PASSWORD = \"hunter2\"\n")
+        .write(&config);
     Env { _dir: dir, root, config, server: Some(server), status, commands }
 }
 
 impl Env {
     fn farmctl(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_farmctl"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(["--node", "n1"])
-            .args(args)
-            .output()
-            .unwrap()
+        common::farmctl(&self.config, "n1", args)
     }
 }
 

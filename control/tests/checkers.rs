@@ -1,14 +1,16 @@
 //! Each checker against real local targets, and the checker threads feeding the hysteresis.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{quoted, script, FarmToml};
 use crossbeam::channel;
 use farm_config::Action;
 use farm_control::checkers::health::CheckerInfo;
@@ -117,13 +119,6 @@ fn process_finds_the_test_process_itself() {
     assert!(!Probe::Process { matcher: ProcMatcher::Pattern(re), at_least: 1, proc_root }.run(T).ok);
 }
 
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
-}
-
 #[test]
 fn custom_script_exit_code_decides() {
     let dir = tempfile::tempdir().unwrap();
@@ -200,44 +195,37 @@ fn checkers_built_from_a_configuration() {
     script(dir.path(), "check.sh", "exit 0");
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let text = format!(
-        r#"
-        [module]
-        name = "web"
-        cluster_id = 7
-        secret_file = "/etc/farm/web.secret"
-        [[node]]
-        name = "n1"
-        addrs = ["198.18.0.1"]
-        [[vip]]
-        addr = "198.18.0.100"
-        [[vip.rule]]
-        proto = "tcp"
-        ports = "80"
-        [dataplane]
-        enabled = false
-        [scripts]
-        dir = "{dir}"
-        [[checker]]
-        name = "app"
-        kind = "tcp"
-        port = {port}
-        [[checker]]
-        name = "me"
-        kind = "process"
-        process = "{comm}"
-        [[checker]]
-        name = "script"
-        kind = "custom"
-        script = "check.sh"
-        [[checker]]
-        name = "lo"
-        kind = "interface"
-        interface = "lo"
-        "#,
-        dir = dir.path().display(),
-        comm = own_comm(),
-    );
+    let text = FarmToml::new(7)
+        .module("secret_file", quoted("/etc/farm/web.secret"))
+        .node("n1", "198.18.0.1")
+        .extra(&format!(
+            r#"[scripts]
+dir = "{dir}"
+
+[[checker]]
+name = "app"
+kind = "tcp"
+port = {port}
+
+[[checker]]
+name = "me"
+kind = "process"
+process = "{comm}"
+
+[[checker]]
+name = "script"
+kind = "custom"
+script = "check.sh"
+
+[[checker]]
+name = "lo"
+kind = "interface"
+interface = "lo"
+"#,
+            dir = dir.path().display(),
+            comm = own_comm(),
+        ))
+        .render();
     let cfg = farm_config::Config::from_str(&text, "test.toml").unwrap();
     let specs = CheckerSpec::all_from_config(&cfg, &ProbeContext::new()).unwrap();
     assert_eq!(specs.iter().map(|s| s.kind).collect::<Vec<_>>(), ["tcp", "process", "custom", "interface"]);

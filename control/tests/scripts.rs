@@ -1,20 +1,15 @@
 //! start_both / stop_both: environment, output to the application log, timeouts that kill the
 //! whole process group, the force pass, and the background runner.
 
+mod common;
+
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::script;
 use farm_control::logs::{LogSettings, Logs, APP_LOG, MODULE_LOG};
 use farm_control::scripts::{self, Exit, Invocation, Output, Phase, ScriptError, ScriptRunner, ScriptSettings, KILL_GRACE};
-
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-    p
-}
 
 fn settings(dir: &Path, start: Option<PathBuf>, stop: Option<PathBuf>, timeout: Duration) -> ScriptSettings {
     ScriptSettings {

@@ -1,11 +1,13 @@
 //! The lifecycle driven end to end by ModuleRuntime: real scripts, real checker threads.
 
+mod common;
+
 use std::fs;
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::{quoted, script, FarmToml};
 use farm_config::Action;
 use farm_control::api::Status;
 use farm_control::checkers::{CheckerSpec, Probe};
@@ -14,13 +16,6 @@ use farm_control::lifecycle::{Command, State};
 use farm_control::logs::{LogSettings, Logs, MODULE_LOG};
 use farm_control::restart::RestartPolicy;
 use farm_control::scripts::ScriptSettings;
-
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-    p
-}
 
 fn tcp_checker(name: &str, port: u16, action: Action) -> CheckerSpec {
     CheckerSpec {
@@ -151,44 +146,30 @@ fn runtime_and_status_from_a_configuration() {
     script(dir.path(), "stop_both", "exit 0");
     let app = TcpListener::bind("127.0.0.1:0").unwrap();
     let text = |extra: &str| {
-        format!(
-            r#"
-            [module]
-            name = "web"
-            cluster_id = 7
-            secret_file = "/etc/farm/web.secret"
-            log_dir = "{dir}/log"
-            [[node]]
-            name = "n1"
-            addrs = ["198.18.0.1"]
-            [[node]]
-            name = "n2"
-            addrs = ["198.18.0.2"]
-            weight = 3
-            [[vip]]
-            addr = "198.18.0.100"
-            [[vip.rule]]
-            proto = "tcp"
-            ports = "80"
-            [dataplane]
-            enabled = {dp}
-            {uplink}
-            [scripts]
-            dir = "{dir}"
-            start_both = "start_both"
-            stop_both = "stop_both"
-            env = {{ GREETING = "hello" }}
-            [[checker]]
-            name = "app"
-            kind = "tcp"
-            port = {port}
-            {extra}
-            "#,
-            dir = dir.path().display(),
-            port = app.local_addr().unwrap().port(),
-            dp = !extra.is_empty(),
-            uplink = if extra.is_empty() { "" } else { "uplink = \"net_null0\"" },
-        )
+        FarmToml::new(7)
+            .module("secret_file", quoted("/etc/farm/web.secret"))
+            .module("log_dir", quoted(format_args!("{}/log", dir.path().display())))
+            .node("n1", "198.18.0.1")
+            .weighted_node("n2", "198.18.0.2", 3)
+            .dataplane(if extra.is_empty() { "enabled = false" } else { "enabled = true\nuplink = \"net_null0\"" })
+            .extra(&format!(
+                r#"[scripts]
+dir = "{dir}"
+start_both = "start_both"
+stop_both = "stop_both"
+env = {{ GREETING = "hello" }}
+
+[[checker]]
+name = "app"
+kind = "tcp"
+port = {port}
+
+{extra}
+"#,
+                dir = dir.path().display(),
+                port = app.local_addr().unwrap().port(),
+            ))
+            .render()
     };
     let cfg = farm_config::Config::from_str(&text(""), "t.toml").unwrap();
     let node = cfg.node_by_name("n2").unwrap().clone();
