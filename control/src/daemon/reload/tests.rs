@@ -7,48 +7,26 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::daemon::Options;
 
+/// The integration tests' farm.toml builder (plain `std`).
+#[path = "../../../tests/common/farm_toml.rs"]
+#[allow(dead_code)] // the integration tests use the rest
+mod farm_toml;
+
+use farm_toml::{quoted, FarmToml};
+
 /// A two-node file; `extra` is appended, `weight` is n1's.
 fn text(dir: &Path, weight: u16, pulse: &str, extra: &str) -> String {
-    format!(
-        r#"
-[module]
-name = "web"
-cluster_id = 7
-hash_seed = "0x5eed"
-buckets = 256
-secret_file = "{dir}/secret"
-log_dir = "{dir}/log"
-run_dir = "{dir}/run"
-table_file = "{dir}/table"
-
-[[node]]
-name = "n1"
-addrs = ["127.0.0.1"]
-weight = {weight}
-
-[[node]]
-name = "n2"
-addrs = ["127.0.0.2"]
-
-[heartbeat]
-pulse = "{pulse}"
-dead_after = "1s"
-
-[[vip]]
-addr = "198.18.0.100"
-[[vip.rule]]
-proto = "tcp"
-ports = "80"
-
-[dataplane]
-enabled = false
-
-[api]
-listen = "127.0.0.1:0"
-{extra}
-"#,
-        dir = dir.display()
-    )
+    FarmToml::new(7)
+        .module("hash_seed", quoted("0x5eed"))
+        .module("buckets", 256)
+        .files(dir)
+        .weighted_node("n1", "127.0.0.1", weight)
+        .node("n2", "127.0.0.2")
+        .heartbeat("pulse", quoted(pulse))
+        .heartbeat("dead_after", quoted("1s"))
+        .api("listen", quoted("127.0.0.1:0"))
+        .extra(extra)
+        .render()
 }
 
 fn cfg(t: &str) -> Config {
