@@ -1,43 +1,12 @@
 //! Malformed configurations: each error names the file, the position, the key and what was
 //! expected.
 
-use std::io::Write;
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 
+use common::{patch, write_mode, BASE};
 use farm_config::{Config, ConfigError};
-
-const BASE: &str = r#"[module]
-name = "web"
-cluster_id = 7
-secret_file = "/etc/farm/web.secret"
-
-[heartbeat]
-pulse = "100ms"
-
-[[node]]
-name = "n1"
-addrs = ["198.18.0.1"]
-
-[[node]]
-name = "n2"
-addrs = ["198.18.0.2"]
-
-[[vip]]
-addr = "198.18.0.100"
-
-[[vip.rule]]
-proto = "tcp"
-ports = "80"
-
-[dataplane]
-uplink = "net_af_packet0,iface=veth0"
-"#;
-
-/// Replaces `from` (which must occur) with `to` in BASE.
-fn patch(from: &str, to: &str) -> String {
-    assert!(BASE.contains(from), "test bug: {from:?} not in BASE");
-    BASE.replacen(from, to, 1)
-}
 
 fn err_of(text: &str) -> String {
     match Config::from_str(text, "farm-test.toml") {
@@ -292,12 +261,6 @@ fn load_names_the_path() {
     let e = Config::load(&missing).unwrap_err();
     assert!(matches!(e, ConfigError::Read { .. }));
     assert!(e.to_string().contains("missing.toml"), "{e}");
-}
-
-fn write_mode(path: &std::path::Path, contents: &[u8], mode: u32) {
-    let mut f = std::fs::File::create(path).unwrap();
-    f.write_all(contents).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 #[test]

@@ -1,34 +1,20 @@
 //! `module.hash_seed`: the forms it is written in, the seed derived from the secret file when
 //! the file sets none, the weak-seed warning, and the examples' seeds.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use common::{patch, write_mode};
 use farm_config::seed::{derive_from_secret, PUBLISHED_SEEDS};
 use farm_config::{Config, HashSeedFrom};
 
+/// The shared base with `seed_line` (line 4) and the secret file `secret`.
 fn text(secret: &Path, seed_line: &str) -> String {
-    format!(
-        r#"[module]
-name = "web"
-cluster_id = 7
-{seed_line}
-secret_file = "{}"
-
-[[node]]
-name = "n1"
-addrs = ["198.18.0.1"]
-
-[[vip]]
-addr = "198.18.0.100"
-[[vip.rule]]
-proto = "tcp"
-ports = "80"
-
-[dataplane]
-uplink = "net_af_packet0,iface=veth0"
-"#,
-        secret.display()
+    patch(
+        "secret_file = \"/etc/farm/web.secret\"",
+        &format!("{seed_line}\nsecret_file = \"{}\"", secret.display()),
     )
 }
 
@@ -42,8 +28,7 @@ fn seed_of(line: &str) -> u64 {
 fn farm(seed_line: &str, secret: &[u8]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().join("secret");
-    std::fs::write(&s, secret).unwrap();
-    std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o600)).unwrap();
+    write_mode(&s, secret, 0o600);
     let cfg = dir.path().join("farm.toml");
     std::fs::write(&cfg, text(&s, seed_line)).unwrap();
     (dir, cfg)
