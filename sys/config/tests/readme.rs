@@ -1,25 +1,12 @@
 //! `configs/README.md` documents every key of the schema. The keys are enumerated from the
 //! parser itself: an unknown key in a section makes it list the keys it accepts.
 
+mod common;
+
 use std::path::PathBuf;
 
+use common::{patch, BASE};
 use farm_config::Config;
-
-const BASE: &str = r#"[module]
-name = "web"
-cluster_id = 7
-secret_file = "/etc/farm/web.secret"
-[[node]]
-name = "n1"
-addrs = ["198.18.0.1"]
-[[vip]]
-addr = "198.18.0.100"
-[[vip.rule]]
-proto = "tcp"
-ports = "80"
-[dataplane]
-uplink = "net_af_packet0"
-"#;
 
 /// The keys the parser accepts at the place where `zzz_unknown = 1` is inserted.
 fn accepted_keys(text: &str) -> Vec<String> {
@@ -66,7 +53,10 @@ fn readme_documents_every_key() {
             BASE.replace("ports = \"80\"", "ports = \"80\"\nzzz_unknown = 1"),
         ),
         ("dataplane", format!("{BASE}zzz_unknown = 1\n")),
-        ("heartbeat", format!("{BASE}[heartbeat]\nzzz_unknown = 1\n")),
+        (
+            "heartbeat",
+            patch("pulse = \"100ms\"", "pulse = \"100ms\"\nzzz_unknown = 1"),
+        ),
         (
             "assignment",
             format!("{BASE}[assignment]\nzzz_unknown = 1\n"),
