@@ -283,8 +283,15 @@ struct LoopRun<L> {
 }
 
 impl<L> LoopRun<L> {
+    /// TSC cycles per frame while the worker was on a CPU: the wall-clock cycles scaled by
+    /// the share of the time it ran (`/proc/thread-self/schedstat`), so that preemption by
+    /// other processes does not count.
     fn cycles_per_frame(&self) -> f64 {
-        self.cycles as f64 / self.frames.max(1) as f64
+        let on_cpu = match self.elapsed.cpu {
+            Some(cpu) if !self.elapsed.wall.is_zero() => (cpu.as_secs_f64() / self.elapsed.wall.as_secs_f64()).min(1.0),
+            _ => 1.0,
+        };
+        self.cycles as f64 * on_cpu / self.frames.max(1) as f64
     }
 }
 
@@ -388,9 +395,10 @@ impl farm_pipeline::Lcore for Unleased {
     }
 }
 
-/// Part 4: the lease check's cost, with and without, interleaved (5 rounds each), medians.
-/// Cycles per frame are TSC cycles over the loop's wall time, so a round where the worker was
-/// preempted counts high; the medians and the range show how noisy the machine was.
+/// Part 4: the lease check's cost: the loop with the check and without it in adjacent pairs
+/// of rounds (10 pairs, the order alternating), cycles per frame while on a CPU. The figure is
+/// the median of the pairs' differences, which a slow drift of the machine's speed does not
+/// bias; the medians and ranges of each side show how noisy the machine was.
 fn lease_cost(
     eal: &Eal,
     worker: LcoreId,
@@ -399,22 +407,50 @@ fn lease_cost(
     secs: u64,
 ) -> Result<()> {
     let q = QueueId(0);
-    let (mut with, mut without) = (Vec::new(), Vec::new());
-    for round in 0..10 {
-        let up = QueuePair::new(ports[0].rx_queue(q)?, ports[0].tx_queue(q)?);
-        let tap = QueuePair::new(ports[1].rx_queue(q)?, ports[1].tx_queue(q)?);
-        if round % 2 == 0 {
-            let r = run_loop(eal, worker, reader.lcore(0)?, NoFlowTracking, up, tap, secs)?;
-            with.push(r.cycles_per_frame());
-        } else {
-            let r = run_loop(eal, worker, Unleased(reader.lcore(0)?), NoFlowTracking, up, tap, secs)?;
-            without.push(r.cycles_per_frame());
+    let (mut with, mut without, mut diffs) = (Vec::new(), Vec::new(), Vec::new());
+    for pair in 0..10 {
+        let mut w = 0.0;
+        let mut o = 0.0;
+        for leased in [pair % 2 == 0, pair % 2 == 1] {
+            let up = QueuePair::new(ports[0].rx_queue(q)?, ports[0].tx_queue(q)?);
+            let tap = QueuePair::new(ports[1].rx_queue(q)?, ports[1].tx_queue(q)?);
+            if leased {
+                w = run_loop(eal, worker, reader.lcore(0)?, NoFlowTracking, up, tap, secs)?.cycles_per_frame();
+            } else {
+                o = run_loop(eal, worker, Unleased(reader.lcore(0)?), NoFlowTracking, up, tap, secs)?
+                    .cycles_per_frame();
+            }
         }
+        with.push(w);
+        without.push(o);
+        diffs.push(w - o);
     }
-    let ((mw, rw), (mo, ro)) = (median_range(with), median_range(without));
+    let ((mw, rw), (mo, ro), (md, rd)) = (median_range(with), median_range(without), median_range(diffs));
     println!(
-        "lease check, pipeline loop on net_null:       with {mw:6.2} cycles/frame ({rw}), without {mo:6.2} ({ro}): {:+.2} cycles/frame (target <= 1)",
-        mw - mo
+        "lease check, pipeline loop on net_null:       {md:+.2} cycles/frame (median of 10 paired differences, {rd}; target <= 1); with {mw:6.2} ({rw}), without {mo:6.2} ({ro})"
+    );
+    // The check itself, without the machine's noise: what `begin` costs with the lease and
+    // without it, per call (once per burst), interleaved, and per frame at a full burst.
+    let mut lc = reader.lcore(1)?;
+    let calls = 20_000_000u64;
+    let (mut leased, mut unleased) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let c0 = dpdk::tsc();
+        for i in 0..calls {
+            std::hint::black_box(lc.begin(std::hint::black_box(i)).fenced());
+        }
+        leased.push((dpdk::tsc() - c0) as f64 / calls as f64);
+        let c0 = dpdk::tsc();
+        for _ in 0..calls {
+            std::hint::black_box(lc.begin_unleased().fenced());
+        }
+        unleased.push((dpdk::tsc() - c0) as f64 / calls as f64);
+    }
+    lc.go_offline();
+    let ((ml, _), (mu, _)) = (median_range(leased), median_range(unleased));
+    println!(
+        "  begin() per burst: {ml:.2} cycles with the lease, {mu:.2} without: {:+.3} cycles per frame at a burst of 32",
+        (ml - mu) / 32.0
     );
     Ok(())
 }
