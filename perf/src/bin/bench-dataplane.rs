@@ -99,7 +99,21 @@ fn mix() -> Vec<Vec<u8>> {
     out
 }
 
+/// The benchmarks' table: every bucket owned by node `b % 3` (node 0 is this one).
 fn table(path: &std::path::Path) -> Result<(TableWriter, TableReader)> {
+    let e: Vec<BucketEntry> = (0..BUCKETS)
+        .map(|b| BucketEntry::owned((b % 3) as u8))
+        .collect();
+    table_with(path, &e, 0b111)
+}
+
+/// A table for node 0 with `entries`, published, under a lease that never runs out (no farmd
+/// behind the benchmark).
+fn table_with(
+    path: &std::path::Path,
+    entries: &[BucketEntry],
+    live: u64,
+) -> Result<(TableWriter, TableReader)> {
     let p = TableParams {
         n_buckets: BUCKETS,
         node_id: 0,
@@ -107,11 +121,7 @@ fn table(path: &std::path::Path) -> Result<(TableWriter, TableReader)> {
         hash_key: HashKey::from_seed(1),
     };
     let mut w = TableWriter::create(path, &p)?;
-    let e: Vec<BucketEntry> = (0..BUCKETS)
-        .map(|b| BucketEntry::owned((b % 3) as u8))
-        .collect();
-    w.publish(&e, 0b111, Duration::ZERO)?;
-    // No farmd behind the benchmark: a lease that never runs out.
+    w.publish(entries, live, Duration::ZERO)?;
     w.set_lease(u64::MAX);
     let r = TableReader::open(path)?;
     Ok((w, r))
@@ -459,23 +469,13 @@ fn lease_cost(
 /// (owner 0, previous 1), half as the previous owner (owner 1, previous 0): the pipeline asks
 /// `is_known` for every VIP frame that is not a SYN (nor an echo).
 fn handover_table(path: &std::path::Path) -> Result<(TableWriter, TableReader)> {
-    let p = TableParams {
-        n_buckets: BUCKETS,
-        node_id: 0,
-        n_lcores: 2,
-        hash_key: HashKey::from_seed(1),
-    };
-    let mut w = TableWriter::create(path, &p)?;
     let e: Vec<BucketEntry> = (0..BUCKETS)
         .map(|b| BucketEntry {
             owner: (b % 2) as u8,
             prev_owner: 1 - (b % 2) as u8,
         })
         .collect();
-    w.publish(&e, 0b11, Duration::ZERO)?;
-    w.set_lease(u64::MAX);
-    let r = TableReader::open(path)?;
-    Ok((w, r))
+    table_with(path, &e, 0b11)
 }
 
 /// `n` held TCP flows to the mix's VIP from clients outside the mix's addresses (so the
