@@ -21,13 +21,12 @@ fn setup(dir: &Path, program: PathBuf) -> TapSetup {
     TapSetup::new(program, "farm0", ADDRS.iter().map(|s| s.to_string()).collect(), dir.join("ip.err"))
 }
 
-/// Polls until a report comes (at most 5 s), never spending more than a few ms per call.
+/// Polls until a report comes (at most 5 s). That `poll` never waits for the run is checked
+/// without a clock: the poll right after a request reports nothing ("started, not finished").
 fn report(t: &mut TapSetup) -> TapReport {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let t0 = Instant::now();
         let r = t.poll(Instant::now());
-        assert!(t0.elapsed() < Duration::from_millis(50), "poll blocked for {:?}", t0.elapsed());
         if let Some(r) = r {
             return r;
         }
