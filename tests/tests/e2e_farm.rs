@@ -76,8 +76,11 @@ fn on_addr_spread(lab: &mut Lab) {
         let b = lab.bucket(*c, 80, 0).unwrap();
         assert_eq!(r.as_ref().ok().copied(), table.owners[b as usize], "client {c} (bucket {b})");
     }
+    // Every lab has its own random hash seed: 508 clients over 256 buckets give each node a
+    // share with a standard deviation of about 11% of a third (bucket counts and clients), so
+    // 25% catches a skewed assignment without failing on an unlucky seed.
     let dev = spread.max_deviation(&all_nodes(lab));
-    assert!(dev <= 0.15, "shares {:?} deviate {:.1}% from even", spread.counts(), dev * 100.0);
+    assert!(dev <= 0.25, "shares {:?} deviate {:.1}% from even", spread.counts(), dev * 100.0);
 }
 
 fn on_port_spread(lab: &mut Lab) {
@@ -101,8 +104,9 @@ fn on_port_spread(lab: &mut Lab) {
         *counts.entry(node).or_insert(0usize) += 1;
     }
     println!("  on_port, {} connections from {src}: {counts:?}", ports.len());
+    // As above: a random seed per lab, 768 connections over 256 buckets.
     let dev = max_deviation(&counts, &all_nodes(lab));
-    assert!(dev <= 0.15, "shares {counts:?} deviate {:.1}% from even", dev * 100.0);
+    assert!(dev <= 0.25, "shares {counts:?} deviate {:.1}% from even", dev * 100.0);
 }
 
 fn on_addr_affinity(lab: &mut Lab) {
