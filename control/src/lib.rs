@@ -22,3 +22,4 @@ pub mod logs;
 pub mod restart;
 pub mod scripts;
 pub mod daemon;
+pub mod import;
