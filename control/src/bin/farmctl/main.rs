@@ -22,6 +22,12 @@
 //!                              warns about a weak hash_seed
 //!   config init [--force] [--seed-only] [--secret-file F] [--token-file F]
 //!                              a new cluster's secret, token and random hash_seed (config_init.rs)
+//!   config init --nodes N1=ADDR N2=ADDR [--vip ADDR] [--port P[/udp]] [--uplink DEV] ...
+//!                              from nothing: also a first, commented --config file
+//!   import safekit USERCONFIG [CLUSTER] [-o OUT]
+//!                              convert a SafeKit farm module (userconfig.xml, cluster.xml) to a
+//!                              farm.toml; lists what has no equivalent; exit 0 all converted,
+//!                              2 written with warnings, 1 error (import.rs)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -111,6 +117,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
+    /// Convert another product's configuration to a farm.toml.
+    Import {
+        #[command(subcommand)]
+        cmd: import::ImportCmd,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -138,7 +149,8 @@ enum ConfigCmd {
         runtime: bool,
     },
     /// Write a new cluster's heartbeat secret, API token (mode 0600) and random hash_seed
-    /// (into the --config file), and say what to copy to the other nodes.
+    /// (into the --config file), and say what to copy to the other nodes. With --nodes (and
+    /// --vip): start from nothing, writing a first, commented --config file too.
     Init(config_init::InitArgs),
 }
 
@@ -429,6 +441,7 @@ fn config_check(file: &Path, runtime: bool) -> u8 {
 }
 
 mod config_init;
+mod import;
 mod snapshot;
 
 fn run(cli: &Cli) -> Result<u8> {
@@ -461,6 +474,7 @@ fn run(cli: &Cli) -> Result<u8> {
         }
         Cmd::Config { cmd: ConfigCmd::Check { file, runtime } } => return Ok(config_check(file, *runtime)),
         Cmd::Config { cmd: ConfigCmd::Init(a) } => return config_init::run(&cli.config, a),
+        Cmd::Import { cmd } => return import::run(cmd),
     }
     Ok(0)
 }
@@ -505,5 +519,13 @@ mod tests {
         assert!(Cli::try_parse_from(["farmctl", "weight", "-1"]).is_err());
         assert!(matches!(Cli::try_parse_from(["farmctl", "drain"]).unwrap().cmd, Cmd::Drain(_)));
         assert!(matches!(Cli::try_parse_from(["farmctl", "reload"]).unwrap().cmd, Cmd::Reload(_)));
+        // config init from nothing: --nodes takes several values; the global --node is another option.
+        let c = Cli::try_parse_from(["farmctl", "--node", "n1", "config", "init", "--vip", "198.18.0.100", "--nodes", "n1=198.18.0.1", "n2=198.18.0.2", "--port", "80"]).unwrap();
+        assert_eq!(c.node.as_deref(), Some("n1"));
+        assert!(matches!(c.cmd, Cmd::Config { cmd: ConfigCmd::Init(ref a) } if a.new.nodes.len() == 2 && a.new.vips.len() == 1));
+        assert!(Cli::try_parse_from(["farmctl", "config", "init", "--vip", "198.18.0.100"]).is_err(), "--vip needs --nodes");
+        assert!(Cli::try_parse_from(["farmctl", "config", "init", "--nodes", "n1=198.18.0.1", "--seed-only"]).is_err());
+        let c = Cli::try_parse_from(["farmctl", "import", "safekit", "u.xml", "c.xml", "-o", "f.toml"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Import { cmd: import::ImportCmd::Safekit(ref a) } if a.cluster.is_some() && a.output.is_some()));
     }
 }
