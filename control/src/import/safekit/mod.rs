@@ -28,6 +28,7 @@
 //! scripts, move addresses to the TAP) and which implicit SafeKit defaults farm does differently.
 
 mod emit;
+mod members;
 mod walk;
 
 #[cfg(test)]
@@ -116,7 +117,7 @@ pub enum ImportError {
 /// Converts a SafeKit farm module (its `userconfig.xml`, and the `cluster.xml` that names the
 /// nodes, unless the module uses SafeKit 7.1's `<lan><node>` syntax).
 pub fn convert(userconfig: Source<'_>, cluster: Option<Source<'_>>, opts: &Options) -> Result<Conversion, ImportError> {
-    walk::convert(userconfig, cluster, opts)
+    members::convert(userconfig, cluster, opts)
 }
 
 /// A module name from the path of a `userconfig.xml`: SafeKit keeps it at
