@@ -136,11 +136,12 @@ impl Log2Table {
 
     /// `-log2(h / 2^64)` in 32.32 fixed point (`h == 0` counts as 1). Non-increasing in `h`;
     /// at most `64 << 32`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn neg_log2(&self, h: u64) -> u64 {
-        let h = h.max(1);
-        let lz = h.leading_zeros();
-        let n = h << lz; // top bit set: n / 2^64 in [0.5, 1)
+        // `h | 1` has the leading zeros of `h` when h >= 1 and cannot be 0 (no branch, no
+        // zero case); h == 0 then gives lz 63, n 0, idx 0, r 0: 63 + t[0] = 64, as h == 1.
+        let lz = (h | 1).leading_zeros();
+        let n = h << lz; // h >= 1: top bit set, n / 2^64 in [0.5, 1)
         let idx = ((n >> (63 - IDX_BITS)) & ((1 << IDX_BITS) - 1)) as usize;
         let r = (n >> (63 - IDX_BITS - INTERP_BITS)) & ((1 << INTERP_BITS) - 1);
         let hi = self.0[idx];
@@ -203,6 +204,35 @@ mod tests {
         // -log2(0.75) × 2^32 = 1782572486.016...
         let mid = t[2048];
         assert!((1_782_572_484..=1_782_572_488).contains(&mid), "t[2048] = {mid}");
+    }
+
+    /// The original formulation (`h.max(1)` then its leading zeros).
+    fn neg_log2_reference(t: &[u64; TABLE_LEN], h: u64) -> u64 {
+        let h = h.max(1);
+        let lz = h.leading_zeros();
+        let n = h << lz;
+        let idx = ((n >> (63 - IDX_BITS)) & ((1 << IDX_BITS) - 1)) as usize;
+        let r = (n >> (63 - IDX_BITS - INTERP_BITS)) & ((1 << INTERP_BITS) - 1);
+        let frac = t[idx] - (((t[idx] - t[idx + 1]) * r) >> INTERP_BITS);
+        (u64::from(lz) << FRAC_BITS) + frac
+    }
+
+    #[test]
+    fn neg_log2_equals_reference() {
+        let l = Log2Table::get();
+        let t = table();
+        let mut x: u64 = 0x0123_4567_89ab_cdef;
+        for i in 0..200_000u64 {
+            x = fmix64(x ^ i);
+            // Every magnitude: shift a random word right by 0..=63, and the words around
+            // powers of two.
+            for h in [x, x >> (i % 64), 1u64 << (i % 64), (1u64 << (i % 64)).wrapping_sub(1), i] {
+                assert_eq!(l.neg_log2(h), neg_log2_reference(t, h), "{h:#x}");
+            }
+        }
+        for h in [0, 1, 2, 3, u64::MAX, u64::MAX - 1, 1 << 63, (1 << 63) - 1] {
+            assert_eq!(l.neg_log2(h), neg_log2_reference(t, h), "{h:#x}");
+        }
     }
 
     #[test]

@@ -14,6 +14,27 @@ fn table(seed: u64, ms: &[Member], n: usize) -> Vec<u8> {
     out
 }
 
+/// The plain definition, the specification of [`assign`]: for every bucket, one [`Score`] per
+/// member with a positive weight, the best by [`Score::beats`]. No weight classes, no lanes,
+/// no blocks.
+fn reference(seed: u64, ms: &[Member], n: usize) -> Vec<u8> {
+    let bk = BucketKey::new(seed);
+    let logs = Log2Table::get();
+    (0..n as u32)
+        .map(|b| {
+            let w = bk.word(b);
+            let mut best: Option<Score> = None;
+            for m in ms.iter().filter(|m| m.weight > 0) {
+                let s = Score::new(m.weight, NodeKey::new(seed, m.id).hash(w), logs);
+                if best.is_none_or(|cur| s.beats(&cur)) {
+                    best = Some(s);
+                }
+            }
+            best.map_or(NO_NODE, |s| id_of(s.hash))
+        })
+        .collect()
+}
+
 fn counts(t: &[u8]) -> [usize; 256] {
     let mut c = [0usize; 256];
     for &o in t {
@@ -136,6 +157,42 @@ fn rebuild_65536_for_8_nodes_is_fast() {
     }
 }
 
+/// Any member set: 1 to 64 distinct ids, weights from a few small values (several equal
+/// weights per class, drained members), or any u16 (large lcm: the cross-multiplied path).
+fn arb_any_members() -> impl Strategy<Value = Vec<Member>> {
+    let weights = prop_oneof![
+        4 => prop::sample::select(vec![0u16, 1, 2, 3, 5]),
+        1 => 0u16..=8,
+        1 => any::<u16>(),
+    ];
+    (proptest::collection::btree_set(0u8..64, 1..=64), proptest::collection::vec(weights, 64))
+        .prop_map(|(ids, ws)| ids.into_iter().zip(ws).map(|(id, weight)| Member { id, weight }).collect())
+}
+
+#[test]
+fn fast_paths_equal_reference_on_fixed_cases() {
+    let cases: Vec<Vec<Member>> = vec![
+        members(&[(5, 1)]),
+        members(&[(5, 7)]),
+        members(&[(5, 0)]),
+        members(&[(0, 0), (63, 2)]),
+        members(&[(0, 1), (1, 3), (2, 5), (3, 1), (4, 3), (5, 5), (6, 1), (7, 3)]),
+        (0..64).map(|id| Member { id, weight: 1 + u16::from(id % 3) * 2 }).collect(),
+        (0..64).map(|id| Member { id, weight: 1 }).collect(),
+        (0..64).map(|id| Member { id, weight: u16::from(id) * 1000 + 1 }).collect(),
+        members(&[(1, 65535), (2, 65534), (3, 65533), (9, 1)]),
+    ];
+    for ms in cases {
+        for n in [0, 1, 3, 4, 63, 64, 65, 200, 4096] {
+            let want = reference(0xabc, &ms, n);
+            assert_eq!(table(0xabc, &ms, n), want, "{ms:?} n={n}");
+            let mut out = vec![0u8; n];
+            assign_threads(0xabc, &ms, &mut out, 3);
+            assert_eq!(out, want, "3 threads {ms:?} n={n}");
+        }
+    }
+}
+
 fn arb_members() -> impl Strategy<Value = Vec<Member>> {
     proptest::collection::btree_map(0u8..64, 1u16..=8, 1..8)
         .prop_map(|m| m.into_iter().map(|(id, weight)| Member { id, weight }).collect())
@@ -143,6 +200,22 @@ fn arb_members() -> impl Strategy<Value = Vec<Member>> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Whatever path [`assign`] takes (one weight class, single keys, cross-multiplied), and
+    /// however many threads, it gives the plain definition's table.
+    #[test]
+    fn assign_equals_reference(seed in any::<u64>(), ms in arb_any_members(), n in 0usize..700, threads in 0usize..4) {
+        let want = reference(seed, &ms, n);
+        prop_assert_eq!(&table(seed, &ms, n), &want);
+        let mut out = vec![0u8; n];
+        assign_threads(seed, &ms, &mut out, threads);
+        prop_assert_eq!(&out, &want);
+        for b in [0, n / 2, n.saturating_sub(1)] {
+            if b < n {
+                prop_assert_eq!(owner_of(seed, &ms, b as u32), want[b]);
+            }
+        }
+    }
 
     /// A member leaving moves only its own buckets.
     #[test]
