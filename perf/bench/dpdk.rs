@@ -6,6 +6,12 @@
 //!   tx: memif client ──── up.sock ────► memif server (uplink, port 0)
 //!   rx: memif client ◄─── loc.sock ──── memif server (local port, port 1)
 //! ```
+//!
+//! While the generator runs, the harness samples the forwarder's own counters
+//! every 10 ms (farm-dataplane: its table's per-lcore counters; the C loop: its
+//! `--stats` file) and keeps the delta over the generator's measurement window
+//! (`CLOCK_MONOTONIC` edges in its report): busy cycles per frame, the figure
+//! that does not depend on how fast the generator is.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -75,6 +81,96 @@ pub struct Setup {
     pub duration: Duration,
     /// Niceness of the generator and the forwarder (0: unchanged).
     pub nice: i32,
+    /// The generator's memifs in zero-copy mode (its own mbufs are the shared
+    /// buffers: no copy on its side; the forwarder, a memif server, copies as
+    /// before).
+    pub gen_zero_copy: bool,
+}
+
+/// The forwarder's own busy-cycle counters over the generator's window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Busy {
+    /// Between the first and last samples inside the window.
+    pub seconds: f64,
+    /// Frames the forwarder received (farm: `rx` + `tap_rx`; C loop: both ports).
+    pub frames: u64,
+    /// TSC cycles of its polls that returned frames (all workers).
+    pub busy_cycles: u64,
+    /// Polls that returned frames.
+    pub busy_polls: u64,
+    /// Worker cores (the busy fraction is over their cycles together).
+    pub cores: u16,
+    /// TSC frequency used for the fraction.
+    pub tsc_hz: u64,
+}
+
+impl Busy {
+    /// TSC cycles per frame in polls that returned frames.
+    pub fn cycles_per_frame(&self) -> Option<f64> {
+        (self.frames > 0 && self.busy_cycles > 0).then(|| self.busy_cycles as f64 / self.frames as f64)
+    }
+
+    /// Busy cycles over all the workers' cycles in the window (1.0: never idle).
+    pub fn fraction(&self) -> Option<f64> {
+        let all = self.seconds * self.tsc_hz as f64 * f64::from(self.cores.max(1));
+        (all > 0.0 && self.busy_cycles > 0).then(|| self.busy_cycles as f64 / all)
+    }
+}
+
+/// One reading of the forwarder's counters.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    mono_ns: u64,
+    frames: u64,
+    busy_cycles: u64,
+    busy_polls: u64,
+}
+
+/// Where the forwarder's counters are.
+enum Counters<'a> {
+    Table(&'a TableWriter),
+    File(PathBuf),
+}
+
+/// The slot of a counter by its name, if this build of farm-table has it.
+pub fn counter_named(name: &str) -> Option<Counter> {
+    Counter::ALL.iter().copied().find(|c| c.name() == name)
+}
+
+impl Counters<'_> {
+    fn sample(&self) -> Option<Sample> {
+        let mono_ns = farm_perf::cpu::mono_ns();
+        match self {
+            Counters::Table(t) => {
+                let s = t.dataplane();
+                let get = |n: &str| counter_named(n).map_or(0, |c| s.total(c));
+                Some(Sample { mono_ns, frames: s.total(Counter::Rx) + s.total(Counter::TapRx), busy_cycles: get("busy_cycles"), busy_polls: get("busy_polls") })
+            }
+            Counters::File(p) => {
+                // struct cfwd_stats of perf/c/fwd.c: eight little-endian u64.
+                let b = std::fs::read(p).ok()?;
+                let w = |i: usize| b.get(i * 8..i * 8 + 8).map_or(0, |x| u64::from_le_bytes(x.try_into().unwrap_or([0; 8])));
+                Some(Sample { mono_ns, frames: w(0) + w(7), busy_polls: w(3), busy_cycles: w(4) })
+            }
+        }
+    }
+}
+
+/// The delta between the first and the last sample inside `[start, end]`.
+fn busy_window(samples: &[Sample], start: u64, end: u64, cores: u16, tsc_hz: u64) -> Option<Busy> {
+    let inside: Vec<&Sample> = samples.iter().filter(|s| s.mono_ns >= start && s.mono_ns <= end).collect();
+    let (a, b) = (inside.first()?, inside.last()?);
+    if b.mono_ns <= a.mono_ns {
+        return None;
+    }
+    Some(Busy {
+        seconds: (b.mono_ns - a.mono_ns) as f64 / 1e9,
+        frames: b.frames.saturating_sub(a.frames),
+        busy_cycles: b.busy_cycles.saturating_sub(a.busy_cycles),
+        busy_polls: b.busy_polls.saturating_sub(a.busy_polls),
+        cores,
+        tsc_hz,
+    })
 }
 
 /// What one run measured.
@@ -96,6 +192,9 @@ pub struct DpdkRun {
     pub attempts: u32,
     /// Anomalies that did not invalidate the figures (e.g. a crash on shutdown).
     pub warnings: Vec<String>,
+    /// The forwarder's busy-cycle counters over the window (None: not exported).
+    #[serde(default)]
+    pub busy: Option<Busy>,
 }
 
 fn farm_config(dir: &Path, prefix: &str) -> Result<PathBuf> {
@@ -180,7 +279,10 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
                 .arg(format!("--file-prefix=cfwd-{tag}"))
                 .arg("--log-level=*:error")
                 .arg(format!("--vdev=net_memif0,role=server,id=0,socket={}", up.display()))
-                .arg(format!("--vdev=net_memif1,role=server,id=0,socket={}", loc.display()));
+                .arg(format!("--vdev=net_memif1,role=server,id=0,socket={}", loc.display()))
+                .arg("--")
+                .arg("--stats")
+                .arg(dir.join("cfwd.stats"));
         }
         Forwarder::Farm { workers } => {
             let c = farm_config(dir, &format!("farmdp-{tag}"))?;
@@ -188,6 +290,9 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
             let params = TableParams { n_buckets: conf.buckets(), node_id: 0, n_lcores: 2, hash_key: conf.hash_key() };
             let mut w = TableWriter::create(&dir.join("table"), &params)?;
             w.publish(&vec![BucketEntry::owned(0); conf.buckets() as usize], 1, Duration::ZERO)?;
+            // No farmd renews a lease here: one that outlasts the run (else the data plane is
+            // fenced and refuses every new flow).
+            w.set_lease(farm_perf::cpu::mono_ns() + 24 * 3600 * 1_000_000_000);
             table = Some(w);
             // Worker i on CPU i+1 modulo 2: one worker has CPU 1 to itself; a second
             // one shares CPU 0 with the generator.
@@ -210,11 +315,17 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
 
     let json = dir.join("trafgen.json");
     let mut tg = procs::niced(&setup.trafgen, setup.nice);
+    let zc = if setup.gen_zero_copy { ",zero-copy=yes" } else { "" };
     tg.args(["--cpu", "0", "--queues", &queues.to_string()])
         .arg("--port")
-        .arg(format!("net_memif_tg0,role=client,id=0,socket={}", up.display()))
+        .arg(format!("net_memif_tg0,role=client,id=0,socket={}{zc}", up.display()))
         .arg("--rx-port")
-        .arg(format!("net_memif_tg1,role=client,id=0,socket={}", loc.display()))
+        .arg(format!("net_memif_tg1,role=client,id=0,socket={}{zc}", loc.display()));
+    if setup.gen_zero_copy {
+        // memif zero-copy shares the generator's memory: one file (memfd) for all of it.
+        tg.arg("--eal-arg=--single-file-segments");
+    }
+    tg
         .args(["--clients", CLIENTS, "--size", &case.size.to_string()])
         .args(["--warmup", &humantime::format_duration(setup.warmup).to_string()])
         .args(["--duration", &humantime::format_duration(setup.duration).to_string()])
@@ -237,11 +348,17 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
     // disconnect while polling).
     let limit = setup.warmup + setup.duration + Duration::from_secs(40);
     let t = Instant::now();
+    let source = match &table {
+        Some(w) => Counters::Table(w),
+        None => Counters::File(dir.join("cfwd.stats")),
+    };
+    let mut samples = Vec::new();
     while !json.exists() && gen.running() {
         if t.elapsed() > limit {
             bail!("farm-trafgen did not report within {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        samples.extend(source.sample());
+        std::thread::sleep(Duration::from_millis(10));
     }
     let fwd_alive = fwd.running();
     let fwd_status = fwd.stop(Duration::from_secs(10));
@@ -274,7 +391,8 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
         Some(t) => {
             let s = t.dataplane();
             let mut m = serde_json::Map::new();
-            for c in [Counter::Rx, Counter::ToTap, Counter::NotMine, Counter::NoRule, Counter::DropTxFull, Counter::DropTapFull, Counter::DropMalformed] {
+            let extra = ["busy_cycles", "busy_polls"].into_iter().filter_map(counter_named);
+            for c in [Counter::Rx, Counter::TapRx, Counter::ToTap, Counter::NotMine, Counter::NoRule, Counter::DropTxFull, Counter::DropTapFull, Counter::DropMalformed].into_iter().chain(extra) {
                 m.insert(c.name().to_owned(), s.total(c).into());
             }
             serde_json::Value::Object(m)
@@ -287,5 +405,33 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
     if summary.window.tx > 0 && summary.window.rx == 0 {
         bail!("no frame came back ({} sent; forwarder counters {forwarder_counters})", summary.totals.tx);
     }
-    Ok(DpdkRun { forwarder: case.fwd, size: case.size, rate: case.rate, summary, forwarder_counters, commands, attempts: 1, warnings })
+    let busy = busy_window(&samples, summary.window.start_mono_ns, summary.window.end_mono_ns, queues, summary.tsc_hz)
+        .filter(|b| b.busy_cycles > 0);
+    if let Some(b) = &busy {
+        tracing::info!(
+            "  forwarder busy {:.0}% of its cycles, {:.0} busy cycles per frame",
+            b.fraction().unwrap_or(0.0) * 100.0,
+            b.cycles_per_frame().unwrap_or(0.0)
+        );
+    }
+    Ok(DpdkRun { forwarder: case.fwd, size: case.size, rate: case.rate, summary, forwarder_counters, commands, attempts: 1, warnings, busy })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_window_takes_the_samples_inside() {
+        let s = |t: u64, f: u64, c: u64| Sample { mono_ns: t * 1_000_000, frames: f, busy_cycles: c, busy_polls: f / 32 };
+        let samples = [s(0, 0, 0), s(10, 100, 1000), s(20, 1100, 101_000), s(30, 2100, 201_000), s(40, 9000, 9_000_000)];
+        let b = busy_window(&samples, 5_000_000, 35_000_000, 1, 10_000_000).unwrap();
+        assert_eq!((b.frames, b.busy_cycles), (2000, 200_000));
+        assert!((b.seconds - 0.02).abs() < 1e-12);
+        assert_eq!(b.cycles_per_frame(), Some(100.0));
+        // 200k busy cycles of 0.02 s × 10 MHz.
+        assert!((b.fraction().unwrap() - 1.0).abs() < 1e-9);
+        assert!(busy_window(&samples, 5_000_000, 12_000_000, 1, 1).is_none());
+        assert!(busy_window(&[], 0, 1, 1, 1).is_none());
+    }
 }

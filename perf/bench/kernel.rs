@@ -58,6 +58,10 @@ pub struct KernelRun {
     pub mpps_per_rx_core: f64,
     /// Mpps per CPU of softirq + system time (generator's send path included).
     pub mpps_per_core_with_sender: f64,
+    /// Softirq time per filtered packet (ns): the receive path's cost per packet;
+    /// × TSC Hz = its cycles per packet, next to the DPDK forwarders' busy cycles.
+    #[serde(default)]
+    pub softirq_ns_per_packet: f64,
     /// Exact commands.
     pub commands: Vec<String>,
 }
@@ -233,6 +237,7 @@ pub fn run(size: u16, filter: bool, warmup: Duration, duration: Duration, nice: 
         machine_busy_cpus: ticks(a.busy, b.busy),
         mpps_per_rx_core: if softirq_cpus > 0.0 { mpps / softirq_cpus } else { 0.0 },
         mpps_per_core_with_sender: if softirq_cpus + system_cpus > 0.0 { mpps / (softirq_cpus + system_cpus) } else { 0.0 },
+        softirq_ns_per_packet: if mpps > 0.0 { softirq_cpus * 1e3 / mpps } else { 0.0 },
         commands,
     })
 }

@@ -21,6 +21,8 @@ use anyhow::{bail, Context, Result};
 use farm_tests::lab::{self, layout, Lab, LabOptions, Mode, ON_PORT_TCP};
 use serde::Serialize;
 
+use crate::netcpu::{NetCpu, Probe};
+
 /// What the lab parts need.
 pub struct LabSetup {
     /// Where farmd, farmctl and farm-dataplane are.
@@ -33,6 +35,8 @@ pub struct LabSetup {
     pub kills: usize,
     /// Scratch directory (configuration templates).
     pub work: PathBuf,
+    /// TSC frequency (the data planes' busy cycles into seconds).
+    pub tsc_hz: u64,
     /// Set on SIGINT/SIGTERM: stop between steps (the lab is torn down by its Drop).
     pub interrupt: Arc<AtomicBool>,
 }
@@ -44,6 +48,10 @@ pub struct WrkRun {
     pub setup: String,
     /// What was measured ("direct", "farm, on_addr", ...).
     pub path: String,
+    /// The farm's local port (`dataplane.local_port`); for a direct run, the local port of the
+    /// farm runs it was interleaved with (its pair).
+    #[serde(default)]
+    pub local_port: String,
     /// Keep-alive (false: `Connection: close`, one TCP connection per request).
     pub keepalive: bool,
     /// The URL.
@@ -53,6 +61,8 @@ pub struct WrkRun {
     pub wrk: WrkOutput,
     /// Requests per node, from the access logs (node 1..N).
     pub served_by: BTreeMap<usize, u64>,
+    /// CPU cost of the network path over the run.
+    pub cpu: Option<NetCpu>,
     /// The exact command.
     pub command: String,
 }
@@ -64,6 +74,12 @@ pub struct HttpResults {
     pub runs: Vec<WrkRun>,
     /// Rounds.
     pub repeat: u32,
+    /// wrk's measurement time per run (s).
+    #[serde(default)]
+    pub seconds: u64,
+    /// Phases (local port × CPU shape) that failed, with their error; the others ran.
+    #[serde(default)]
+    pub errors: Vec<String>,
 }
 
 /// Every process of every lab on both CPUs, as the demo runs: 3 farm nodes (3 data planes
@@ -175,9 +191,10 @@ fn access_log_lines(l: &Lab) -> BTreeMap<usize, u64> {
         .collect()
 }
 
-/// Runs wrk in the lab's client namespace against `url`.
-fn wrk(s: &LabSetup, l: &Lab, setup: &str, path: &str, url: &str, keepalive: bool) -> Result<WrkRun> {
+/// Runs wrk in the lab's client namespace against `c.url`.
+fn wrk(s: &LabSetup, setup: &str, c: &Case<'_>, keepalive: bool) -> Result<WrkRun> {
     check(&s.interrupt)?;
+    let (l, path, url) = (c.lab, c.path, c.url.as_str());
     let before = access_log_lines(l);
     let secs = s.http_duration.as_secs().max(1).to_string();
     let conns = s.connections.to_string();
@@ -193,7 +210,9 @@ fn wrk(s: &LabSetup, l: &Lab, setup: &str, path: &str, url: &str, keepalive: boo
     args.push(url);
     let command = format!("ip {}", args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { (*a).to_owned() }).collect::<Vec<_>>().join(" "));
     tracing::info!("{command}");
+    let s0 = c.probe.snap();
     let out = Command::new("ip").args(&args).output().context("run wrk (Debian package wrk)")?;
+    let cpu = c.probe.between(&s0, &c.probe.snap());
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         bail!("{command}: {}\n{text}{}", out.status, String::from_utf8_lossy(&out.stderr));
@@ -204,22 +223,30 @@ fn wrk(s: &LabSetup, l: &Lab, setup: &str, path: &str, url: &str, keepalive: boo
     let run = WrkRun {
         setup: setup.to_owned(),
         path: path.to_owned(),
+        local_port: c.local_port.clone(),
         keepalive,
         url: url.to_owned(),
         wrk: w,
         served_by,
+        cpu: Some(cpu.clone()),
         command,
     };
+    let per_1k = |x: f64| crate::netcpu::ms_per_1k(x, run.wrk.requests).unwrap_or(0.0);
     tracing::info!(
-        "  {}, {} {}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors, served by {:?}",
+        "  {}, {} ({}) {}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors, served by {:?}; network CPU {:.1} ms per 1k requests (data plane {:.1} CPU / {} busy, softirq {:.1})",
         run.setup,
         run.path,
+        run.local_port,
         if keepalive { "keep-alive" } else { "close" },
         run.wrk.rps,
         run.wrk.p50_ms,
         run.wrk.p99_ms,
         run.wrk.errors,
-        run.served_by
+        run.served_by,
+        per_1k(cpu.network_s()),
+        per_1k(cpu.dataplane_cpu_s),
+        cpu.dataplane_busy_s.map_or_else(|| "–".to_owned(), |b| format!("{:.1}", per_1k(b))),
+        per_1k(cpu.softirq_s),
     );
     Ok(run)
 }
@@ -328,27 +355,63 @@ fn steer_rx_to_cpu1(l: &Lab) -> Result<()> {
     Ok(())
 }
 
-/// One measured case: which lab, what it is, its URL.
+/// One measured case: which lab, what it is, its URL, how to measure its CPU.
 struct Case<'a> {
     lab: &'a Lab,
     path: &'static str,
     url: String,
+    local_port: String,
+    probe: Probe,
 }
 
 fn rounds(s: &LabSetup, setup: &str, cases: &[Case<'_>], repeat: u32, runs: &mut Vec<WrkRun>) -> Result<()> {
     for round in 1..=repeat {
-        tracing::info!("HTTP, {setup}: round {round} of {repeat}");
+        tracing::info!("HTTP, {setup}, local port {}: round {round} of {repeat}", cases.last().map_or("", |c| c.local_port.as_str()));
         for keepalive in [true, false] {
             for c in cases {
-                runs.push(wrk(s, c.lab, setup, c.path, &c.url, keepalive)?);
+                runs.push(wrk(s, setup, c, keepalive)?);
             }
         }
     }
     Ok(())
 }
 
+/// The local ports this build's configuration accepts, of tap and af_xdp.
+pub fn default_local_ports() -> Vec<String> {
+    ["tap", "af_xdp"]
+        .into_iter()
+        .filter(|p| serde_json::from_value::<farm_config::LocalPort>(serde_json::Value::from(*p)).is_ok())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Lab prefixes per local port (interface names are derived from them: short).
+fn prefix(base: &str, local_port: &str) -> String {
+    if local_port == "tap" {
+        base.to_owned()
+    } else {
+        format!("{base}{}", local_port.chars().filter(char::is_ascii_alphanumeric).take(2).collect::<String>())
+    }
+}
+
+/// The farm's data planes: their pids and table files.
+fn dataplanes(l: &Lab) -> (Vec<u32>, Vec<PathBuf>) {
+    let mut pids = Vec::new();
+    let mut tables = Vec::new();
+    for i in l.layout().node_numbers() {
+        for pid in l.node_pids(i) {
+            if std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() == "farm-dataplane" {
+                pids.push(pid.unsigned_abs());
+            }
+        }
+        tables.push(PathBuf::from(format!("/dev/shm/{}{}", l.layout().shm_prefix(), l.layout().node_name(i))));
+    }
+    (pids, tables)
+}
+
 /// Part 3: wrk against Apache directly and through the farm, `repeat` interleaved rounds of
-/// keep-alive and one-connection-per-request runs, in two setups:
+/// keep-alive and one-connection-per-request runs, for each of `local_ports` (the farm's
+/// `dataplane.local_port`), in two setups:
 ///
 /// - [`SHARED`]: a direct lab (one node) and a 3-node farm lab side by side, every process on
 ///   both CPUs; through the farm on port 80 (on_addr: wrk's one client address is served by
@@ -356,46 +419,101 @@ fn rounds(s: &LabSetup, setup: &str, cases: &[Case<'_>], repeat: u32, runs: &mut
 ///   nodes share the connections);
 /// - [`DEDICATED`]: the direct lab pinned to CPU 0 and a 1-node farm whose data plane
 ///   busy-polls on CPU 1, its Apache and farmd pinned to CPU 0; wrk on CPU 0 in both.
-pub fn http(s: &LabSetup, repeat: u32) -> Result<HttpResults> {
+///
+/// The direct lab stays up throughout; each farm lab comes up for its phase only (two
+/// busy-polling data planes would share CPU 1). A phase that fails is recorded and the others
+/// run.
+pub fn http(s: &LabSetup, repeat: u32, local_ports: &[String]) -> Result<HttpResults> {
     let mut runs = Vec::new();
+    let mut errors = Vec::new();
     let direct = lab_up(&LabOptions { nodes: 1, ..options(s, "fbdirect", Mode::Direct, None) })?;
     tune_client(&direct)?;
     let direct_url = format!("http://{}/", direct.node_addr(1));
-    {
-        let farm = lab_up(&options(s, "fbfarm", Mode::Farm, None))?;
-        tune_client(&farm)?;
-        let vip = farm.vip();
-        let cases = [
-            Case { lab: &direct, path: DIRECT, url: direct_url.clone() },
-            Case { lab: &farm, path: ON_ADDR, url: format!("http://{vip}/") },
-            Case { lab: &farm, path: ON_PORT, url: format!("http://{vip}:{ON_PORT_TCP}/") },
-        ];
-        rounds(s, SHARED, &cases, repeat, &mut runs)?;
-        farm.teardown().context("tear the farm lab down")?;
+    for lp in local_ports {
+        let mut phase = || -> Result<()> {
+            let t = local_port_template(s, lp, None)?;
+            let farm = lab_up(&options(s, &prefix("fbfarm", lp), Mode::Farm, t))?;
+            tune_client(&farm)?;
+            let vip = farm.vip();
+            let (pids, tables) = dataplanes(&farm);
+            let probe = || Probe::new(pids.clone(), &tables, Vec::new(), s.tsc_hz);
+            let cases = [
+                Case { lab: &direct, path: DIRECT, url: direct_url.clone(), local_port: lp.clone(), probe: Probe::kernel() },
+                Case { lab: &farm, path: ON_ADDR, url: format!("http://{vip}/"), local_port: lp.clone(), probe: probe() },
+                Case { lab: &farm, path: ON_PORT, url: format!("http://{vip}:{ON_PORT_TCP}/"), local_port: lp.clone(), probe: probe() },
+            ];
+            rounds(s, SHARED, &cases, repeat, &mut runs)?;
+            farm.teardown().context("tear the farm lab down")?;
+            Ok(())
+        };
+        if let Err(e) = phase() {
+            check(&s.interrupt)?;
+            tracing::error!("HTTP, {SHARED}, local port {lp}: {e:#}");
+            errors.push(format!("{SHARED}, local port {lp}: {e:#}"));
+        }
     }
-    let ded = lab_up(&dedicated_options(s)?)?;
-    tune_client(&ded)?;
-    for l in [&direct, &ded] {
-        pin_node(l)?;
-        steer_rx_to_cpu1(l)?;
+    pin_node(&direct)?;
+    steer_rx_to_cpu1(&direct)?;
+    for lp in local_ports {
+        let mut phase = || -> Result<()> {
+            let ded = lab_up(&dedicated_options(s, lp)?)?;
+            tune_client(&ded)?;
+            pin_node(&ded)?;
+            steer_rx_to_cpu1(&ded)?;
+            let (pids, tables) = dataplanes(&ded);
+            let cases = [
+                Case { lab: &direct, path: DIRECT, url: direct_url.clone(), local_port: lp.clone(), probe: Probe::kernel() },
+                Case {
+                    lab: &ded,
+                    path: ON_ADDR,
+                    url: format!("http://{}/", ded.vip()),
+                    local_port: lp.clone(),
+                    probe: Probe::new(pids, &tables, vec![1], s.tsc_hz),
+                },
+            ];
+            rounds(s, DEDICATED, &cases, repeat, &mut runs)?;
+            ded.teardown().context("tear the 1-node farm lab down")?;
+            Ok(())
+        };
+        if let Err(e) = phase() {
+            check(&s.interrupt)?;
+            tracing::error!("HTTP, {DEDICATED}, local port {lp}: {e:#}");
+            errors.push(format!("{DEDICATED}, local port {lp}: {e:#}"));
+        }
     }
-    let cases = [
-        Case { lab: &direct, path: DIRECT, url: direct_url.clone() },
-        Case { lab: &ded, path: ON_ADDR, url: format!("http://{}/", ded.vip()) },
-    ];
-    rounds(s, DEDICATED, &cases, repeat, &mut runs)?;
-    ded.teardown().context("tear the 1-node farm lab down")?;
     direct.teardown().context("tear the direct lab down")?;
-    Ok(HttpResults { runs, repeat })
+    if runs.is_empty() {
+        bail!("every HTTP phase failed: {}", errors.join(" | "));
+    }
+    Ok(HttpResults { runs, repeat, seconds: s.http_duration.as_secs().max(1), errors })
+}
+
+/// The lab template with `dataplane.local_port` (None for tap: the built-in template as is),
+/// edited further by `edit`.
+fn local_port_template(s: &LabSetup, local_port: &str, edit: Option<&dyn Fn(&mut toml_edit::DocumentMut)>) -> Result<Option<PathBuf>> {
+    if local_port == "tap" && edit.is_none() {
+        return Ok(None);
+    }
+    let mut doc: toml_edit::DocumentMut = lab::LAB_TEMPLATE.parse().context("built-in lab template")?;
+    if local_port != "tap" {
+        doc["dataplane"]["local_port"] = toml_edit::value(local_port);
+    }
+    let mut name = format!("lab-{local_port}");
+    if let Some(f) = edit {
+        f(&mut doc);
+        name.push_str("-dedicated");
+    }
+    write_template(&s.work, &format!("{name}.toml"), &doc).map(Some)
 }
 
 /// The 1-node farm lab of [`DEDICATED`]: its data plane busy-polls on CPU 1.
-fn dedicated_options(s: &LabSetup) -> Result<LabOptions> {
-    let mut doc: toml_edit::DocumentMut = lab::LAB_TEMPLATE.parse().context("built-in lab template")?;
-    doc["dataplane"]["busy_poll"] = toml_edit::value(true);
-    doc["dataplane"]["lcores"] = toml_edit::value(toml_edit::Array::from_iter([1i64]));
-    let t = write_template(&s.work, "lab-dedicated.toml", &doc)?;
-    Ok(LabOptions { nodes: 1, ..options(s, "fbded", Mode::Farm, Some(t)) })
+fn dedicated_options(s: &LabSetup, local_port: &str) -> Result<LabOptions> {
+    let edit = |doc: &mut toml_edit::DocumentMut| {
+        doc["dataplane"]["busy_poll"] = toml_edit::value(true);
+        doc["dataplane"]["lcores"] = toml_edit::value(toml_edit::Array::from_iter([1i64]));
+    };
+    let t = local_port_template(s, local_port, Some(&edit))?;
+    Ok(LabOptions { nodes: 1, ..options(s, &prefix("fbded", local_port), Mode::Farm, t) })
 }
 
 fn write_template(work: &Path, name: &str, doc: &toml_edit::DocumentMut) -> Result<PathBuf> {

@@ -21,6 +21,7 @@
 mod dpdk;
 mod kernel;
 mod lab;
+mod netcpu;
 mod procs;
 mod report;
 mod report_lab;
@@ -92,11 +93,21 @@ struct Args {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     kills: u32,
     /// wrk's measurement time per HTTP run.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     http_duration: Duration,
     /// Interleaved rounds of the HTTP cases (the median is reported).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=30))]
     http_repeat: u32,
+    /// The farm's local ports to measure in the HTTP section (`dataplane.local_port`:
+    /// tap, af_xdp, ...); default tap, and af_xdp too if this build's config accepts it.
+    #[arg(long, value_delimiter = ',')]
+    local_ports: Vec<String>,
+    /// The generator's memifs in zero-copy mode (false: copy mode, as the forwarders).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    gen_zero_copy: bool,
+    /// The machine's name in the report (default: the host name).
+    #[arg(long)]
+    machine: Option<String>,
     /// wrk's open connections.
     #[arg(long, default_value_t = 32)]
     wrk_connections: u32,
@@ -118,7 +129,7 @@ fn main() -> Result<()> {
     let t0 = Instant::now();
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let started = String::from_utf8_lossy(&std::process::Command::new("date").arg("-Is").output()?.stdout).trim().to_owned();
-    let machine = Machine::describe(report::loadavg());
+    let machine = Machine::describe(args.machine.clone(), report::loadavg());
     std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
     let work = std::env::temp_dir().join(format!("farm-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
@@ -133,6 +144,7 @@ fn main() -> Result<()> {
         warmup: args.warmup,
         duration: args.duration,
         nice: args.nice,
+        gen_zero_copy: args.gen_zero_copy,
     };
     if !args.skip_dpdk {
         for p in [&setup.trafgen, &setup.dataplane, &setup.cfwd] {
@@ -243,10 +255,12 @@ fn main() -> Result<()> {
             connections: args.wrk_connections,
             kills: args.kills as usize,
             work: work.clone(),
+            tsc_hz: dpdk_runs.iter().map(|d| d.summary.tsc_hz).find(|&h| h > 0).unwrap_or(machine.tsc_hz),
             interrupt,
         };
-        tracing::info!("HTTP through the lab vs direct (wrk)");
-        match lab::http(&ls, args.http_repeat) {
+        let local_ports = if args.local_ports.is_empty() { lab::default_local_ports() } else { args.local_ports.clone() };
+        tracing::info!("HTTP through the lab vs direct (wrk), local ports {}", local_ports.join(", "));
+        match lab::http(&ls, args.http_repeat, &local_ports) {
             Ok(h) => http = Some(h),
             Err(e) => failures.push(format!("HTTP through the lab: {e:#}")),
         }
@@ -259,10 +273,13 @@ fn main() -> Result<()> {
         }
     }
 
-    let mut targets = report::targets(&dpdk_runs, &kernel_runs, &args.sizes);
-    targets.extend(report_lab::targets(http.as_ref(), &assign, &failover));
     let mut machine = machine;
     machine.loadavg_end = report::loadavg();
+    if let Some(d) = dpdk_runs.iter().find(|d| d.summary.tsc_hz > 0) {
+        machine.tsc_hz = d.summary.tsc_hz;
+    }
+    let mut targets = report::targets(&dpdk_runs, &kernel_runs, &args.sizes, machine.tsc_hz);
+    targets.extend(report_lab::targets(http.as_ref(), &assign, &failover));
     let results = Results {
         command,
         started,

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use dpdk::{Eal, Mempool, MempoolConfig, Port, PortConfig, QueueId};
-use farm_perf::cpu::{process_cpu_ns, SystemCpu};
+use farm_perf::cpu::{mono_ns, process_cpu_ns, SystemCpu};
 use farm_perf::engine::{Edge, Engine, RunConfig};
 use farm_perf::summary::{CpuUse, Summary, Window};
 use farm_perf::{ClientRange, Hashing, Mix, Owned, PortSpan, TrafficSpec};
@@ -308,7 +308,7 @@ fn main() -> Result<()> {
         let sys = SystemCpu::read(None).unwrap_or_default();
         let own = process_cpu_ns(me).unwrap_or(0);
         let dut = a.dut_pid.and_then(|p| process_cpu_ns(p).ok());
-        (Instant::now(), sys, own, dut)
+        (Instant::now(), sys, own, dut, mono_ns())
     };
     let mut first = None;
     let mut last = None;
@@ -322,7 +322,8 @@ fn main() -> Result<()> {
     let seconds = r.window_cycles as f64 / r.tsc_hz as f64;
     let per_s = |n: u64| if seconds > 0.0 { n as f64 / seconds } else { 0.0 };
     let mut cpu = CpuUse::default();
-    if let (Some((t0, s0, o0, d0)), Some((t1, s1, o1, d1))) = (first, last) {
+    let (start_mono_ns, end_mono_ns) = (first.map_or(0, |f| f.4), last.map_or(0, |l| l.4));
+    if let (Some((t0, s0, o0, d0, _)), Some((t1, s1, o1, d1, _))) = (first, last) {
         let wall = (t1 - t0).as_secs_f64();
         cpu.machine_busy_cpus = s1.busy_cpus_since(&s0, wall);
         cpu.generator_cpus = o1.saturating_sub(o0) as f64 / 1e9 / wall;
@@ -351,6 +352,8 @@ fn main() -> Result<()> {
             rx_pps: per_s(r.window_rx),
             tx_gbps: per_s(r.window_tx_bytes) * 8.0 / 1e9,
             delivery: if r.window_expected > 0 { r.window_rx as f64 / r.window_expected as f64 } else { 0.0 },
+            start_mono_ns,
+            end_mono_ns,
         },
         totals: r.totals,
         latency_ns: r.latency,

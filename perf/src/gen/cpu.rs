@@ -23,6 +23,13 @@ pub fn process_cpu_ns(pid: u32) -> io::Result<u64> {
     Ok(total)
 }
 
+/// `CLOCK_MONOTONIC` now, in nanoseconds (0 if unreadable): the one clock
+/// the generator, the harness and the data plane's liveness stamps share.
+pub fn mono_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map_or(0, |t| u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec()).unwrap_or(0))
+}
+
 /// Busy and total time of every CPU together, in USER_HZ ticks (`/proc/stat`,
 /// first line: busy = all but idle and iowait).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

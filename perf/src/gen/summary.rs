@@ -79,6 +79,13 @@ pub struct Window {
     /// Receive rate over the rate of frames the device should have sent back
     /// (1.0: nothing lost in the window).
     pub delivery: f64,
+    /// `CLOCK_MONOTONIC` nanoseconds at the window's start (0: unknown), so that
+    /// a harness sampling the device's own counters can take the same window.
+    #[serde(default)]
+    pub start_mono_ns: u64,
+    /// `CLOCK_MONOTONIC` nanoseconds at the window's end (0: unknown).
+    #[serde(default)]
+    pub end_mono_ns: u64,
 }
 
 /// CPU time spent during the window.
