@@ -40,7 +40,8 @@ pub struct SafekitArgs {
     /// Write the configuration here (default: standard output).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Module name (default: the module's directory, SAFE/modules/<name>/conf/..., else "farm").
+    /// Module name (default: the module's directory, SAFE/modules/<name>/conf/..., else the
+    /// output file's name if it is a valid one, else "farm").
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Cluster id (default: random).

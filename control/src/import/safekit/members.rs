@@ -289,6 +289,7 @@ pub(super) fn convert(userconfig: Source<'_>, cluster: Option<Source<'_>>, opts:
         }
         c.notes.push("the data plane takes over the uplink NIC: the node address moves to the TAP (dataplane.tap_addrs), the VIP to lo (see vagrant/provision-node.sh)".into());
     }
-    c.m.warnings = c.warnings.iter().map(ToString::to_string).collect();
+    c.notes.push("farmd's API listens on port 9010 like SafeKit's web service: stop SafeKit on the node first (or change [api] listen)".into());
+        c.m.warnings = c.warnings.iter().map(ToString::to_string).collect();
     Ok(Conversion { toml: c.m.to_toml(), warnings: c.warnings, notes: c.notes })
 }

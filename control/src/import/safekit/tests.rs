@@ -146,6 +146,7 @@ fn checkers_errd_and_scripts() {
         <tcp ident="stopper" action="stop"><to addr="localhost" port="81"/></tcp>
         <ping ident="gw"><to addr="198.18.0.254"/></ping>
         <custom ident="mine" exec="/usr/local/bin/check" arg="-v" action="restart"/>
+        <custom ident="rel" exec="mycheck" action="wait"/>
         <module name="db"><to addr="198.18.0.50" port="9010"/></module>
       </check>
       <errd polltimer="10">
@@ -156,7 +157,7 @@ fn checkers_errd_and_scripts() {
       </errd>"#;
     let (c, cfg) = convert_ok(&module(body));
     let names: Vec<String> = cfg.checkers.iter().map(|k| k.name.to_string()).collect();
-    assert_eq!(names, ["intf.uplink", "tcp.web", "tcp.stopper", "ping.gw", "custom.mine", "proc.httpd", "proc.java"], "{}", c.toml);
+    assert_eq!(names, ["intf.uplink", "tcp.web", "tcp.stopper", "ping.gw", "custom.mine", "custom.rel", "proc.httpd", "proc.java"], "{}", c.toml);
     let web = &cfg.checkers[1];
     assert_eq!((web.interval, web.timeout, web.fail_after, web.ok_after), (Duration::from_secs(3), Duration::from_secs(2), 1, 1));
     assert_eq!(web.action, farm_config::Action::Restart);
@@ -165,10 +166,11 @@ fn checkers_errd_and_scripts() {
     assert_eq!(cfg.checkers[3].action, farm_config::Action::Wait, "ping defaults to wait");
     assert!(warned(&c, "<custom arg=\"-v\">") && warned(&c, "rewrite it"), "{:?}", c.warnings);
     assert!(warned(&c, "<module>"), "{:?}", c.warnings);
-    let httpd = &cfg.checkers[5];
+    assert!(matches!(&cfg.checkers[5].check, Check::Custom { script } if script == std::path::Path::new("/etc/farm/web/mycheck")), "{:?}", cfg.checkers[5].check);
+    let httpd = &cfg.checkers[6];
     assert!(matches!(&httpd.check, Check::Process { matcher: ProcessMatch::Name(n), at_least: 2 } if n == "httpd"), "{:?}", httpd.check);
     assert_eq!((httpd.interval, httpd.start_delay), (Duration::from_secs(10), Duration::from_secs(30)));
-    let java = &cfg.checkers[6];
+    let java = &cfg.checkers[7];
     assert!(matches!(&java.check, Check::Process { matcher: ProcessMatch::Pattern(_), .. }), "{:?}", java.check);
     assert_eq!(java.action, farm_config::Action::Stopstart, "errd's default action is stopstart");
     assert!(warned(&c, "<proc class=\"prim\">") && warned(&c, "argregex"), "{:?}", c.warnings);
@@ -220,6 +222,14 @@ fn cluster_lans_and_errors() {
     let legacy = module("").replace(r#"<lan name="default"/>"#, r#"<lan name="default"><node name="a" addr="198.18.0.1"/><node name="b" addr="198.18.0.2"/></lan>"#);
     let c = convert(Source { name: "u.xml", text: &legacy }, None, &opts()).unwrap();
     assert!(c.toml.contains("name = \"b\""), "{}", c.toml);
+}
+
+#[test]
+fn a_module_without_vip_is_control_only() {
+    let (c, cfg) = convert_ok(&module("<vip/>"));
+    assert!(cfg.vips.is_empty() && !cfg.dataplane.enabled, "{}", c.toml);
+    assert!(cfg.checkers.is_empty(), "no uplink to check");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
 #[test]

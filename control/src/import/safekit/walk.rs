@@ -632,11 +632,13 @@ impl<'o> Conv<'o> {
                         format!("<custom ident=\"{ident}\">"),
                         "converted, but SafeKit's custom checker is a loop that sets its resource with `safekit set`; farm runs the script every interval and reads its exit status (0 = healthy): rewrite it",
                     );
-                    if !exec.starts_with('/') && self.m.scripts.is_none() {
-                        self.notes.push(format!("custom checker {exec}: a relative path needs [scripts] dir (SafeKit: relative to the module's bin directory)"));
+                    // SafeKit: relative to the module's bin directory; here: the scripts' directory.
+                    let script = if exec.starts_with('/') { exec.clone() } else { self.opts.scripts_dir.join(&exec).display().to_string() };
+                    if script != exec {
+                        self.notes.push(format!("custom checker {exec}: copy it from SAFE/modules/<module>/bin/ to {script}"));
                     }
                     let comment = format!("<check><custom ident=\"{ident}\"> at {}", self.at(c));
-                    self.push_checker(format!("custom.{ident}"), "custom", vec![str_key("script", &exec), dur_key("interval", Duration::from_secs(10)), dur_key("timeout", Duration::from_secs(5))], action, comment);
+                    self.push_checker(format!("custom.{ident}"), "custom", vec![str_key("script", &script), dur_key("interval", Duration::from_secs(10)), dur_key("timeout", Duration::from_secs(5))], action, comment);
                 }
                 "intf" => self.unknown_element(c, "farm's interface checker names an interface, not an address (the uplink's is added from <interface check>)"),
                 "ip" => self.unknown_element(c, "farm has no checker of a local address"),
