@@ -122,6 +122,13 @@ impl Plan {
         Some(Plan { bk: BucketKey::new(seed), keys, classes, path, logs: Log2Table::get() })
     }
 
+    /// Estimated cost of filling `buckets` buckets, in (member, bucket) hashes (a logarithm
+    /// costs about 4 of them).
+    pub(super) fn cost(&self, buckets: usize) -> u64 {
+        let logs = if self.path == Path::Equal { 0 } else { 4 * self.classes.len() };
+        buckets as u64 * (self.keys.len() + logs) as u64
+    }
+
     /// Owners of buckets `first..first + out.len()`.
     pub(super) fn fill(&self, first: u32, out: &mut [u8]) {
         match self.path {

@@ -183,12 +183,15 @@ fn fast_paths_equal_reference_on_fixed_cases() {
         members(&[(1, 65535), (2, 65534), (3, 65533), (9, 1)]),
     ];
     for ms in cases {
-        for n in [0, 1, 3, 4, 63, 64, 65, 200, 4096] {
+        for n in [0, 1, 3, 4, 63, 64, 65, 200, 4096, 16384 + 7] {
             let want = reference(0xabc, &ms, n);
+            // 16391 buckets: more than `PARALLEL_COST` for 64 members, so `assign` may split.
             assert_eq!(table(0xabc, &ms, n), want, "{ms:?} n={n}");
-            let mut out = vec![0u8; n];
-            assign_threads(0xabc, &ms, &mut out, 3);
-            assert_eq!(out, want, "3 threads {ms:?} n={n}");
+            for threads in [1, 3] {
+                let mut out = vec![0u8; n];
+                assign_threads(0xabc, &ms, &mut out, threads);
+                assert_eq!(out, want, "{threads} threads {ms:?} n={n}");
+            }
         }
     }
 }
