@@ -9,3 +9,4 @@ pub mod lease;
 pub mod port;
 pub mod run;
 pub mod setup;
+pub mod veth;

@@ -15,6 +15,7 @@ use crate::flows::{handover_involves, Cadence, LcoreFlows, Refresher};
 use crate::lease::{process_alive, LeaseState, LeaseWatch};
 use crate::port::{Pkt, QueuePair};
 use crate::setup;
+use crate::veth::Veth;
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock of the liveness stamps farmd compares.
 pub fn now_ns() -> u64 {
@@ -95,10 +96,12 @@ pub fn run(args: Args) -> Result<()> {
         bail!("EAL gave {} worker lcores, {} needed", lcores.len(), workers);
     }
     let dp = &cfg.dataplane;
+    // net_af_xdp fills each rx queue's ring from the pool: on top of mempool_size.
+    let pool_extra = setup::af_xdp_pool_extra(&cfg, &args, workers);
     let pool = Mempool::new(
         &eal,
         "farm_pkts",
-        &MempoolConfig { size: dp.mempool_size, cache_size: dp.mbuf_cache, ..MempoolConfig::default() },
+        &MempoolConfig { size: dp.mempool_size + pool_extra, cache_size: dp.mbuf_cache, ..MempoolConfig::default() },
     )
     .context("create the packet pool (dataplane.mempool_size; with --no-huge, raise -m)")?;
 
@@ -120,7 +123,10 @@ pub fn run(args: Args) -> Result<()> {
     let queues = u16::try_from(workers).context("workers")?;
     configure(&mut uplink, "uplink", queues, &pool)?;
     uplink.set_promiscuous(true).context("uplink promiscuous mode (needed for the VIP's virtual MAC)")?;
-    let local_args = setup::local_port_devargs(&cfg, &args, mac, workers);
+    let local_setup = setup::local_port(&cfg, &args, mac, workers)?;
+    // Removed after the port is closed (dropped in reverse order).
+    let _veth = local_setup.veth.clone().map(Veth::create).transpose().context("local_port = \"af_xdp\": the veth pair")?;
+    let local_args = local_setup.devargs;
     let mut local = Port::attach(&eal, &local_args).with_context(|| format!("create the local port {local_args}"))?;
     configure(&mut local, "local port", queues, &pool)?;
 

@@ -417,8 +417,9 @@ fn dataplanes(l: &Lab) -> (Vec<u32>, Vec<PathBuf>) {
 ///   both CPUs; through the farm on port 80 (on_addr: wrk's one client address is served by
 ///   one node, the other two filter its packets) and on port ON_PORT_TCP (on_port: the three
 ///   nodes share the connections);
-/// - [`DEDICATED`]: the direct lab pinned to CPU 0 and a 1-node farm whose data plane
-///   busy-polls on CPU 1, its Apache and farmd pinned to CPU 0; wrk on CPU 0 in both.
+/// - [`DEDICATED`]: the direct lab pinned to CPU 0 with its receive processing steered to
+///   CPU 1 (RPS), and a 1-node farm whose data plane busy-polls on CPU 1, its Apache and farmd
+///   pinned to CPU 0; wrk on CPU 0 in both.
 ///
 /// The direct lab stays up throughout; each farm lab comes up for its phase only (two
 /// busy-polling data planes would share CPU 1). A phase that fails is recorded and the others
@@ -459,7 +460,9 @@ pub fn http(s: &LabSetup, repeat: u32, local_ports: &[String]) -> Result<HttpRes
             let ded = lab_up(&dedicated_options(s, lp)?)?;
             tune_client(&ded)?;
             pin_node(&ded)?;
-            steer_rx_to_cpu1(&ded)?;
+            // No RPS here: what the data plane sends (to the client, to the kernel) is received
+            // inside its own system calls on CPU 1, within its busy time; the client's frames
+            // reach its packet socket in softirq on CPU 0, where they are counted.
             let (pids, tables) = dataplanes(&ded);
             let cases = [
                 Case { lab: &direct, path: DIRECT, url: direct_url.clone(), local_port: lp.clone(), probe: Probe::kernel() },

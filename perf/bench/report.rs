@@ -476,9 +476,12 @@ fn cycles_side_by_side(s: &mut String, r: &Results) {
                 cap / 1e6,
                 offered / cap * 100.0,
                 if frac.median < 0.9 {
-                    "The generator (one core, zero-copy memif each way) cannot outrun one forwarder core here: it does at least the forwarder's per-frame work on its own memif side plus building, stamping and checking frames, with one CPU for itself on a 2-CPU machine. The delivered rates then show that the forwarders keep up, not their headroom; the busy cycles per frame are the robust figure."
+                    format!(
+                        "The generator (one core, {} memif each way) does not outrun one forwarder core here: on its side of the wire it does about the forwarder's per-frame work plus building, stamping and checking frames, with one CPU of its own on a 2-CPU machine (a second generator core would take the forwarder's). The delivered rates then show that the forwarders keep up, not their headroom; the busy cycles per frame are the robust figure.",
+                        if c.summary.port.contains("zero-copy=yes") { "zero-copy" } else { "copy-mode" }
+                    )
                 } else {
-                    "The generator outruns the forwarder: delivered rates are the forwarder's."
+                    "The generator outruns the forwarder: delivered rates are the forwarder's.".to_owned()
                 }
             );
         }

@@ -1,8 +1,10 @@
 #!/bin/bash
 # The performance harness of DESIGN.md ("Performance targets"), in one run:
-# farm-dataplane (1 and 2 workers) vs a minimal C DPDK loop over net_memif; an
-# nftables jhash filter on a veth fed by netsniff-ng's trafgen; HTTP (wrk)
-# through the network-namespace lab vs directly to Apache; table rebuild +
+# farm-dataplane (1 and 2 workers) vs a minimal C DPDK loop over net_memif (busy
+# cycles per frame from their own counters); an nftables jhash filter on a veth
+# fed by netsniff-ng's trafgen (softirq cycles per packet); HTTP (wrk) through
+# the network-namespace lab vs directly to Apache, per local port (tap,
+# af_xdp), with the network path's CPU per request; table rebuild +
 # publish; failover time over 20 kills at the default timers and with pulse
 # 20 ms.
 #
@@ -12,7 +14,7 @@
 # mpps.svg, failover.svg (plus per-run logs) under perf/results/<date>/. Needs
 # root (network namespaces), libdpdk-dev, pkg-config, a C compiler, trafgen
 # (Debian package netsniff-ng), wrk and apache2 (tests/install-deps.sh installs
-# them all). Runs take about 8 minutes on 2 CPUs, after the build; stop anything
+# them all). Runs take about 12 minutes on 2 CPUs, after the build; stop anything
 # else running on the machine first, or the figures mostly measure the other
 # work (the load average is recorded).
 set -euo pipefail

@@ -174,6 +174,7 @@ pub fn diff(old: &Config, new: &Config, me: &str, data_plane: bool) -> Diff {
         uplink,
         local_port,
         tap_name,
+        af_xdp_peer,
         tap_addrs,
         workers,
         lcores,
@@ -195,6 +196,7 @@ pub fn diff(old: &Config, new: &Config, me: &str, data_plane: bool) -> Diff {
     d.cmp("dataplane.uplink", &o.uplink, uplink, h.clone());
     d.cmp("dataplane.local_port", &o.local_port, local_port, h.clone());
     d.cmp("dataplane.tap_name", &o.tap_name, tap_name, h.clone());
+    d.cmp("dataplane.af_xdp_peer", &o.af_xdp_peer, af_xdp_peer, h.clone());
     d.cmp("dataplane.tap_addrs", &o.tap_addrs, tap_addrs, h.clone());
     d.cmp("dataplane.workers", &o.workers, workers, h.clone());
     d.cmp("dataplane.lcores", &o.lcores, lcores, h.clone());

@@ -189,15 +189,29 @@ impl Default for Assignment {
     }
 }
 
-/// The data plane's port to the kernel.
+/// The data plane's port to the kernel (configs/README.md says when to choose which).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LocalPort {
-    /// DPDK `net_tap` (default).
+    /// DPDK `net_tap` (default): one syscall and one signal per packet.
     #[default]
     Tap,
-    /// DPDK `virtio_user` on vhost-net (faster).
+    /// DPDK `virtio_user` on vhost-net (needs `/dev/vhost-net`).
     VirtioUser,
+    /// DPDK `net_af_xdp` on a veth pair: `tap_name` is the kernel end, `af_xdp_peer` the end
+    /// the data plane drives; batched rings, no signal.
+    AfXdp,
+}
+
+impl LocalPort {
+    /// The value as written in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocalPort::Tap => "tap",
+            LocalPort::VirtioUser => "virtio_user",
+            LocalPort::AfXdp => "af_xdp",
+        }
+    }
 }
 
 /// `[dataplane]`: the DPDK process (`farm-dataplane`) that farmd supervises.
@@ -210,10 +224,13 @@ pub struct Dataplane {
     pub binary: PathBuf,
     /// The DPDK device on the wire; required (so always `Some`) when `enabled`.
     pub uplink: Option<Uplink>,
-    /// `tap` (default) or `virtio_user`.
+    /// `tap` (default), `virtio_user` or `af_xdp`.
     pub local_port: LocalPort,
     /// Kernel interface name of the local port (default `farm0`).
     pub tap_name: IfName,
+    /// `local_port = "af_xdp"`: the veth end the data plane drives (default
+    /// [`Dataplane::xdp_peer`]: `tap_name` + `-dp`).
+    pub af_xdp_peer: Option<IfName>,
     /// Addresses farmd puts on `tap_name` (and sets it up) each time the data plane becomes
     /// ready (default none: farmd leaves the interface alone). See [`TapAddr`].
     pub tap_addrs: Vec<TapAddr>,
@@ -246,6 +263,17 @@ pub struct Dataplane {
     pub liveness_timeout: Duration,
 }
 
+impl Dataplane {
+    /// The veth end the data plane drives with `local_port = "af_xdp"`: `af_xdp_peer`, else
+    /// `tap_name` + `-dp` (`None` when that is longer than an interface name may be).
+    pub fn xdp_peer(&self) -> Option<String> {
+        match &self.af_xdp_peer {
+            Some(p) => Some(p.as_str().to_owned()),
+            None => Some(format!("{}-dp", self.tap_name.as_str())).filter(|p| p.len() <= 15),
+        }
+    }
+}
+
 impl Default for Dataplane {
     fn default() -> Self {
         Dataplane {
@@ -254,6 +282,7 @@ impl Default for Dataplane {
             uplink: None,
             local_port: LocalPort::Tap,
             tap_name: IfName::default(),
+            af_xdp_peer: None,
             tap_addrs: Vec::new(),
             workers: 1,
             lcores: None,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Problem, Problems};
 use crate::locate::Locator;
 use crate::nodes::{Node, Vip};
-use crate::sections::{Assignment, Dataplane, Heartbeat, Module, Restart, Scripts, Takeover};
+use crate::sections::{Assignment, Dataplane, Heartbeat, LocalPort, Module, Restart, Scripts, Takeover};
 use crate::tap::{max_prefix, TapHost};
 use crate::types::duration::show;
 
@@ -232,11 +232,38 @@ pub(crate) fn dataplane(
             "expected a duration above zero",
         );
     }
+    local_port(d, r);
     for (i, a) in d.eal_args.iter().enumerate() {
         let opt = a.split('=').next().unwrap_or(a);
         if matches!(opt, "--file-prefix" | "-l" | "--lcores" | "-c") {
             r.err(format!("dataplane.eal_args[{i}]"), format!("{opt} is set from the config (file_prefix, lcores); expected other EAL options"));
         }
+    }
+}
+
+/// `local_port = "af_xdp"`: a peer name that fits and differs from `tap_name`;
+/// `af_xdp_peer` only with it.
+fn local_port(d: &Dataplane, r: &mut Report) {
+    let tap = d.tap_name.as_str();
+    if d.local_port != LocalPort::AfXdp {
+        if d.af_xdp_peer.is_some() {
+            r.err(
+                "dataplane.af_xdp_peer",
+                format!("expected no af_xdp_peer with local_port = \"{}\" (it names the veth end of local_port = \"af_xdp\")", d.local_port.as_str()),
+            );
+        }
+        return;
+    }
+    match (&d.af_xdp_peer, d.xdp_peer()) {
+        (Some(p), _) if p.as_str() == tap => r.err(
+            "dataplane.af_xdp_peer",
+            format!("{:?} is tap_name too; expected another interface name for the data plane's end of the veth pair", p.as_str()),
+        ),
+        (None, None) => r.err(
+            "dataplane.tap_name",
+            format!("{tap:?} + \"-dp\" (the default af_xdp_peer) is longer than 15 characters; expected a shorter tap_name, or set af_xdp_peer"),
+        ),
+        _ => {}
     }
 }
 

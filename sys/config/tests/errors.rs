@@ -196,6 +196,26 @@ fn malformed_configs_name_file_key_and_expectation() {
             &["farm-test.toml:26:", "dataplane.eal_args[1]", "--file-prefix is set from the config"],
         ),
         (
+            "af_xdp_peer with another local port",
+            patch("uplink = \"net_af_packet0,iface=veth0\"", "uplink = \"net_af_packet0\"\nlocal_port = \"tap\"\naf_xdp_peer = \"farm0-dp\""),
+            &["dataplane.af_xdp_peer", "expected no af_xdp_peer with local_port = \"tap\""],
+        ),
+        (
+            "af_xdp peer named like the kernel end",
+            patch("uplink = \"net_af_packet0,iface=veth0\"", "uplink = \"net_af_packet0\"\nlocal_port = \"af_xdp\"\naf_xdp_peer = \"farm0\""),
+            &["dataplane.af_xdp_peer", "\"farm0\" is tap_name too"],
+        ),
+        (
+            "af_xdp with a tap_name too long for the derived peer",
+            patch("uplink = \"net_af_packet0,iface=veth0\"", "uplink = \"net_af_packet0\"\nlocal_port = \"af_xdp\"\ntap_name = \"farm-web-node01\""),
+            &["dataplane.tap_name", "longer than 15 characters", "set af_xdp_peer"],
+        ),
+        (
+            "unknown local port",
+            patch("uplink = \"net_af_packet0,iface=veth0\"", "uplink = \"net_af_packet0\"\nlocal_port = \"kni\""),
+            &["farm-test.toml:26:14", "dataplane.local_port", "unknown variant `kni`", "af_xdp"],
+        ),
+        (
             "listen address",
             format!("{BASE}\n[api]\nlisten = \"9010\"\n"),
             &["farm-test.toml:28:10", "api.listen", "expected an address and port like"],
