@@ -14,6 +14,8 @@
 //! accepting the buckets this module gives it (see `membership`).
 
 mod kernel;
+#[doc(hidden)]
+pub mod legacy;
 mod score;
 #[cfg(test)]
 mod tests;
