@@ -157,7 +157,8 @@ pub fn run(args: Args) -> Result<()> {
         handles.push(eal.launch(lc, move || {
             let mut pipeline: Pipeline<Pkt> = Pipeline::new(pcfg, burst);
             let mut backoff = Backoff::new(backoff);
-            poll_loop(&mut pipeline, &mut up, &mut kernel, &mut handle, &mut flows, &mut backoff, &stop, now_ns, std::thread::sleep)
+            let clocks = farm_pipeline::Clocks { now_ns, cycles: dpdk::tsc, cycles_hz: dpdk::tsc_hz(), sleep: std::thread::sleep };
+            poll_loop(&mut pipeline, &mut up, &mut kernel, &mut handle, &mut flows, &mut backoff, &stop, clocks)
         })?);
     }
     tracing::info!(

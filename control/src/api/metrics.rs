@@ -93,9 +93,23 @@ pub fn render(st: &Status) -> String {
             o.one("farm_dataplane_liveness_age_seconds", "gauge", "Age of the data plane's liveness stamp.", age as f64 / 1e3);
         }
         o.family("farm_dataplane_packets_total", "counter", "Data-plane counters, summed over lcores.");
-        for (name, n) in &dp.counters {
+        let frames: Vec<&str> = farm_table::Counter::ALL.iter().filter(|c| c.counts_frames()).map(|c| c.name()).collect();
+        for (name, n) in dp.counters.iter().filter(|(name, _)| frames.contains(&name.as_str())) {
             o.sample("farm_dataplane_packets_total", &[("counter", name)], n);
         }
+        o.family(
+            "farm_dataplane_busy_cycles_total",
+            "counter",
+            "TSC cycles a data-plane worker spent in polls that received frames (divide by farm_dataplane_tsc_hz for seconds).",
+        );
+        for (i, n) in dp.busy_cycles.iter().enumerate() {
+            o.sample("farm_dataplane_busy_cycles_total", &[("worker", &i.to_string())], n);
+        }
+        o.family("farm_dataplane_busy_polls_total", "counter", "Polls of a data-plane worker that received frames.");
+        for (i, n) in dp.busy_polls.iter().enumerate() {
+            o.sample("farm_dataplane_busy_polls_total", &[("worker", &i.to_string())], n);
+        }
+        o.one("farm_dataplane_tsc_hz", "gauge", "TSC ticks per second of the data plane's workers (0: not reported).", dp.tsc_hz);
     }
     o.text
 }
@@ -119,9 +133,19 @@ mod tests {
             link_speed_mbps: 10_000,
             liveness_ns: 1_000,
             pid: 7,
-            lcores: vec![],
+            lcores: vec![farm_table::LcoreStatus {
+                online: true,
+                acked_generation: 3,
+                stamp_ns: 1_000,
+                counters: std::array::from_fn(|i| match i {
+                    21 => 4_800_000_000,
+                    22 => 1_000,
+                    _ => 0,
+                }),
+            }],
             flows_per_bucket: vec![],
             lease_until_ns: 2_500_001_000,
+            tsc_hz: 2_400_000_000,
         };
         st.dataplane = Some(DataplaneSummary::from_table(&dp, 2_000_001_000));
         let m = render(&st);
@@ -134,10 +158,15 @@ mod tests {
         assert!(m.contains("farm_checker_healthy{module=\"web\",node=\"n1\",checker=\"http\",kind=\"http\"} 1\n"));
         assert!(m.contains("farm_dataplane_liveness_age_seconds{module=\"web\",node=\"n1\"} 2\n"), "{m}");
         assert!(m.contains("farm_dataplane_lease_seconds{module=\"web\",node=\"n1\"} 0.5\n"), "{m}");
-        for c in farm_table::Counter::ALL {
+        for c in farm_table::Counter::ALL.iter().filter(|c| c.counts_frames()) {
             let line = format!("farm_dataplane_packets_total{{module=\"web\",node=\"n1\",counter=\"{}\"}} 0\n", c.name());
             assert!(m.contains(&line), "missing {line}");
         }
+        // Busy time per worker, in TSC cycles, with the TSC's frequency; not among the packets.
+        assert!(m.contains("farm_dataplane_busy_cycles_total{module=\"web\",node=\"n1\",worker=\"0\"} 4800000000\n"), "{m}");
+        assert!(m.contains("farm_dataplane_busy_polls_total{module=\"web\",node=\"n1\",worker=\"0\"} 1000\n"), "{m}");
+        assert!(m.contains("farm_dataplane_tsc_hz{module=\"web\",node=\"n1\"} 2400000000\n"), "{m}");
+        assert!(!m.contains("counter=\"busy_cycles\"") && !m.contains("counter=\"busy_polls\""), "{m}");
         // Every sample line belongs to a declared family.
         for line in m.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split('{').next().unwrap();

@@ -132,6 +132,16 @@ pub struct DataplaneSummary {
     /// Times farmd stopped renewing the lease (a table not yet published, no quorum).
     #[serde(default)]
     pub lease_held_back: u64,
+    /// Per lcore: TSC cycles spent in polls that received frames (`busy_cycles`).
+    #[serde(default)]
+    pub busy_cycles: Vec<u64>,
+    /// Per lcore: polls that received frames (`busy_polls`).
+    #[serde(default)]
+    pub busy_polls: Vec<u64>,
+    /// TSC ticks per second of the data plane's workers (0 = not reported): busy cycles / Hz =
+    /// busy seconds.
+    #[serde(default)]
+    pub tsc_hz: u64,
 }
 
 impl DataplaneSummary {
@@ -147,6 +157,9 @@ impl DataplaneSummary {
             counters: farm_table::Counter::ALL.iter().map(|&c| (c.name().to_string(), s.total(c))).collect(),
             lease_left_ms: s.lease_until_ns.saturating_sub(now_ns) / 1_000_000,
             lease_held_back: 0,
+            busy_cycles: s.lcores.iter().map(|l| l.counters[farm_table::Counter::BusyCycles as usize]).collect(),
+            busy_polls: s.lcores.iter().map(|l| l.counters[farm_table::Counter::BusyPolls as usize]).collect(),
+            tsc_hz: s.tsc_hz,
         }
     }
 }

@@ -76,7 +76,7 @@ mod tests {
     use super::*;
 
     fn status(link_up: bool, liveness_ns: u64) -> DataplaneStatus {
-        DataplaneStatus { link_up, link_speed_mbps: 1000, liveness_ns, pid: 42, lcores: vec![], flows_per_bucket: vec![], lease_until_ns: 0 }
+        DataplaneStatus { link_up, link_speed_mbps: 1000, liveness_ns, pid: 42, lcores: vec![], flows_per_bucket: vec![], lease_until_ns: 0, tsc_hz: 0 }
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub use classify::{classify, classify_summary, REPLY_BUF_LEN};
 pub use config::{virtual_mac, ConfigError, PipelineConfig, PortRange, Protocol, Rule, Vip};
 pub use flows::{FlowKey, FlowTracker, NoFlowTracking};
 pub use neigh::classify_from_tap;
-pub use poll::{poll_loop, Backoff, BackoffConfig, CounterSink, Lcore, Pipeline, Tally};
+pub use poll::{poll_loop, Backoff, BackoffConfig, Clocks, CounterSink, Lcore, Pipeline, Tally};
 pub use port::{Frame, LoopbackPort, Port, VecFrame};
 pub use table::{FencedTable, LeasedTable, OwnerLookup, StaticTable};
 pub use verdict::{Delivery, DropReason, ReplyKind, Verdict};

@@ -84,6 +84,11 @@ pub trait Lcore: CounterSink {
     fn go_offline(&mut self);
     /// Liveness stamp (CLOCK_MONOTONIC ns).
     fn stamp(&self, now_ns: u64);
+    /// Publishes the frequency of the cycle counter [`Counter::BusyCycles`]
+    /// counts in (once, when the loop starts). Default: nowhere.
+    fn set_cycles_hz(&self, hz: u64) {
+        let _ = hz;
+    }
 }
 
 impl<'a> Lcore for LcoreHandle<'a> {
@@ -98,6 +103,9 @@ impl<'a> Lcore for LcoreHandle<'a> {
     #[inline]
     fn stamp(&self, now_ns: u64) {
         LcoreHandle::stamp(self, now_ns)
+    }
+    fn set_cycles_hz(&self, hz: u64) {
+        LcoreHandle::set_tsc_hz(self, hz)
     }
 }
 
@@ -295,14 +303,35 @@ impl<B: Frame> Pipeline<B> {
 /// liveness stamp and the time it checks farmd's lease against.
 pub const STAMP_EVERY: u32 = 64;
 
+/// The clocks and the sleep a worker uses, injected so that tests run on
+/// fake time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clocks<N, C, S> {
+    /// `CLOCK_MONOTONIC` in nanoseconds: liveness stamps and the lease.
+    pub now_ns: N,
+    /// A cycle counter (the TSC in the data plane: `dpdk::tsc`), read twice
+    /// per poll that received frames, for [`Counter::BusyCycles`].
+    pub cycles: C,
+    /// Ticks per second of `cycles`, published in the table so that readers
+    /// turn busy cycles into time (0 = unknown, not published).
+    pub cycles_hz: u64,
+    /// Sleeps (idle backoff).
+    pub sleep: S,
+}
+
 /// Runs [`Pipeline::run_once`] until `stop` is set: acknowledges the table
 /// generation before each poll (and checks the lease against a clock
 /// reading at most [`STAMP_EVERY`] polls old, refreshed after every sleep),
 /// flushes counters after it, stamps liveness every [`STAMP_EVERY`] polls
 /// and before sleeping, and goes offline while sleeping so the table writer
 /// never waits for an idle worker. Returns the number of frames received.
+///
+/// Busy time: a poll that received frames adds the cycles from before its
+/// rx bursts to after its transmissions and frees to [`Counter::BusyCycles`]
+/// and one to [`Counter::BusyPolls`] (two reads of `clocks.cycles` per poll,
+/// nothing per frame); empty polls add nothing.
 #[allow(clippy::too_many_arguments)]
-pub fn poll_loop<B, U, T, C, F>(
+pub fn poll_loop<B, U, T, C, F, N, K, S>(
     pipeline: &mut Pipeline<B>,
     uplink: &mut U,
     tap: &mut T,
@@ -310,8 +339,7 @@ pub fn poll_loop<B, U, T, C, F>(
     flows: &mut F,
     backoff: &mut Backoff,
     stop: &AtomicBool,
-    mut now_ns: impl FnMut() -> u64,
-    mut sleep: impl FnMut(Duration),
+    clocks: Clocks<N, K, S>,
 ) -> u64
 where
     B: Frame,
@@ -319,17 +347,32 @@ where
     T: Port<Buf = B>,
     C: Lcore,
     F: FlowTracker,
+    N: FnMut() -> u64,
+    K: FnMut() -> u64,
+    S: FnMut(Duration),
 {
+    let Clocks {
+        mut now_ns,
+        mut cycles,
+        cycles_hz,
+        mut sleep,
+    } = clocks;
+    if cycles_hz != 0 {
+        lcore.set_cycles_hz(cycles_hz);
+    }
     let mut tally = Tally::new();
     let mut total = 0u64;
     let mut until_stamp = STAMP_EVERY;
     let mut now = now_ns();
     while !stop.load(Ordering::Relaxed) {
+        let c0 = cycles();
         let view = lcore.begin(now);
         let n = pipeline.run_once(uplink, tap, &view, flows, &mut tally);
         drop(view);
-        total += n as u64;
         if n > 0 {
+            total += n as u64;
+            tally.add(Counter::BusyCycles, cycles().wrapping_sub(c0));
+            tally.add(Counter::BusyPolls, 1);
             tally.flush_into(lcore);
         }
         until_stamp -= 1;

@@ -230,6 +230,7 @@ struct FakeLcore<'a> {
     begins: u32,
     offline: u32,
     stamps: Cell<u32>,
+    hz: Cell<u64>,
 }
 
 impl CounterSink for FakeLcore<'_> {
@@ -251,6 +252,9 @@ impl<'a> Lcore for FakeLcore<'a> {
     fn stamp(&self, _: u64) {
         self.stamps.set(self.stamps.get() + 1);
     }
+    fn set_cycles_hz(&self, hz: u64) {
+        self.hz.set(hz);
+    }
 }
 
 #[test]
@@ -262,6 +266,7 @@ fn poll_loop_flushes_sleeps_and_stops() {
         begins: 0,
         offline: 0,
         stamps: Cell::new(0),
+        hz: Cell::new(0),
     };
     let mut p = Pipeline::new(cfg(), 32);
     let (mut up, mut tap) = (LoopbackPort::new(), LoopbackPort::new());
@@ -281,12 +286,16 @@ fn poll_loop_flushes_sleeps_and_stops() {
         &mut NoFlowTracking,
         &mut backoff,
         &stop,
-        || 42,
-        |d| {
-            slept.push(d);
-            if slept.len() == 3 {
-                stop.store(true, Ordering::Relaxed);
-            }
+        Clocks {
+            now_ns: || 42,
+            cycles: || 0,
+            cycles_hz: 0,
+            sleep: |d| {
+                slept.push(d);
+                if slept.len() == 3 {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            },
         },
     );
     assert_eq!(total, 5);
@@ -354,8 +363,12 @@ fn poll_loop_against_the_real_table() {
         &mut NoFlowTracking,
         &mut backoff,
         &stop,
-        || 1,
-        |_| stop.store(true, Ordering::Relaxed),
+        Clocks {
+            now_ns: || 1,
+            cycles: || 0,
+            cycles_hz: 0,
+            sleep: |_| stop.store(true, Ordering::Relaxed),
+        },
     );
     assert_eq!(writer.dataplane().total(Counter::NoOwner), 1);
 
@@ -384,8 +397,12 @@ fn poll_loop_against_the_real_table() {
             &mut NoFlowTracking,
             backoff,
             &stop,
-            || now,
-            |_| stop.store(true, Ordering::Relaxed),
+            Clocks {
+                now_ns: || now,
+                cycles: || 0,
+                cycles_hz: 0,
+                sleep: |_| stop.store(true, Ordering::Relaxed),
+            },
         );
     };
     run(&mut p, &mut up, &mut tap, &mut lcore, &mut backoff, 2);
@@ -404,4 +421,63 @@ fn poll_loop_against_the_real_table() {
     run(&mut p, &mut up, &mut tap, &mut lcore, &mut backoff, 100);
     assert_eq!(writer.dataplane().total(Counter::DropFenced), 2);
     assert_eq!(tap.take_sent().len(), 0);
+}
+
+#[test]
+fn busy_cycles_count_only_polls_with_frames() {
+    let table = StaticTable::all_owned_by(0, 0, DEFAULT_BUCKETS);
+    let mut lcore = FakeLcore {
+        table: &table,
+        counters: Default::default(),
+        begins: 0,
+        offline: 0,
+        stamps: Cell::new(0),
+        hz: Cell::new(0),
+    };
+    // Bursts of 2: the 5 frames of `load` (3 uplink, 2 TAP) take polls 1
+    // (2 + 2 frames) and 2 (1 + 0), then polls 3 to 5 are empty and sleep;
+    // the loop stops in the third sleep.
+    let mut p = Pipeline::new(cfg(), 2);
+    let (mut up, mut tap) = (LoopbackPort::new(), LoopbackPort::new());
+    load(&mut up, &mut tap);
+    let mut backoff = Backoff::new(BackoffConfig {
+        spin_polls: 1,
+        ..BackoffConfig::default()
+    });
+    let stop = AtomicBool::new(false);
+    // The fake cycle counter advances 1000 per read: a busy poll reads it
+    // before its rx bursts and after its frees, so it measures 1000 cycles.
+    let reads = Cell::new(0u64);
+    let mut sleeps = 0;
+    let total = poll_loop(
+        &mut p,
+        &mut up,
+        &mut tap,
+        &mut lcore,
+        &mut NoFlowTracking,
+        &mut backoff,
+        &stop,
+        Clocks {
+            now_ns: || 7,
+            cycles: || {
+                reads.set(reads.get() + 1);
+                reads.get() * 1000
+            },
+            cycles_hz: 2_000_000_000,
+            sleep: |_| {
+                sleeps += 1;
+                if sleeps == 3 {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            },
+        },
+    );
+    assert_eq!(total, 5);
+    assert_eq!(lcore.begins, 5);
+    let got = |c: Counter| lcore.counters[c as usize].get();
+    assert_eq!(got(Counter::BusyPolls), 2, "polls 1 and 2 received frames");
+    assert_eq!(got(Counter::BusyCycles), 2 * 1000, "one tick between the two reads of each busy poll");
+    // Two reads per busy poll, one per empty poll (before its rx burst), nothing per frame.
+    assert_eq!(reads.get(), 2 * 2 + 3);
+    assert_eq!(lcore.hz.get(), 2_000_000_000, "the frequency is published");
 }

@@ -336,8 +336,12 @@ where
             &mut flows,
             &mut b,
             &s2,
-            farm_dataplane::run::now_ns,
-            |_| {},
+            farm_pipeline::Clocks {
+                now_ns: farm_dataplane::run::now_ns,
+                cycles: dpdk::tsc,
+                cycles_hz: dpdk::tsc_hz(),
+                sleep: |_| {},
+            },
         );
         let cycles = dpdk::tsc() - c0;
         LoopRun {
@@ -356,6 +360,7 @@ where
 fn verdict_shares(lc: &farm_table::LcoreHandle<'_>) -> String {
     let seen: Vec<(Counter, u64)> = Counter::ALL
         .iter()
+        .filter(|c| c.counts_frames())
         .map(|&c| (c, lc.get(c)))
         .filter(|&(_, v)| v != 0)
         .collect();

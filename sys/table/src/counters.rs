@@ -66,6 +66,21 @@ counters! {
     /// New flows (SYNs, unknown flows, echo, ARP/ND answers) refused because farmd's lease
     /// had expired (fenced: DESIGN.md I1).
     DropFenced = 20 => "drop_fenced",
+    /// TSC cycles spent in polls that received at least one frame, from before the poll's rx
+    /// bursts to after its transmissions and frees (convert with the data plane's TSC Hz,
+    /// `DataplaneStatus::tsc_hz`). Not a frame count.
+    BusyCycles = 21 => "busy_cycles",
+    /// Polls that received at least one frame (the polls `BusyCycles` measured). Not a frame
+    /// count.
+    BusyPolls = 22 => "busy_polls",
+}
+
+impl Counter {
+    /// False for the busy-time accounting (`BusyCycles`, `BusyPolls`), true for the counters
+    /// of frames.
+    pub const fn counts_frames(self) -> bool {
+        !matches!(self, Counter::BusyCycles | Counter::BusyPolls)
+    }
 }
 
 #[cfg(test)]
@@ -80,5 +95,14 @@ mod tests {
         }
         let names: std::collections::HashSet<_> = Counter::ALL.iter().map(|c| c.name()).collect();
         assert_eq!(names.len(), Counter::ALL.len());
+    }
+
+    #[test]
+    fn busy_accounting_slots_are_pinned() {
+        // Read by name and slot outside this crate (perf/bench): never move them.
+        assert_eq!((Counter::BusyCycles as usize, Counter::BusyCycles.name()), (21, "busy_cycles"));
+        assert_eq!((Counter::BusyPolls as usize, Counter::BusyPolls.name()), (22, "busy_polls"));
+        assert!(!Counter::BusyCycles.counts_frames() && !Counter::BusyPolls.counts_frames());
+        assert!(Counter::ALL[..21].iter().all(|c| c.counts_frames()));
     }
 }

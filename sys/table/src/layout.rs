@@ -95,8 +95,12 @@ pub struct DpHeader {
     pub pid: AtomicU32,
     /// Reserved, zero.
     pub reserved0: u32,
+    /// TSC ticks per second of the data plane's workers, to turn the `busy_cycles` counter
+    /// into time; 0 = not reported (a data plane older than this field, which was reserved
+    /// and zero: no ABI change).
+    pub tsc_hz: AtomicU64,
     /// Reserved, zero.
-    pub reserved: [u64; 6],
+    pub reserved: [u64; 5],
 }
 
 /// One worker lcore's area, written only by that lcore (and reset by the writer after the data

@@ -156,6 +156,7 @@ impl TableReader {
         };
         Ok(LcoreHandle {
             header: self.header(),
+            dp: self.dp(),
             lease: &self.header().lease_until_ns,
             area,
             slots: [slot(0), slot(1)],
@@ -174,6 +175,17 @@ impl TableReader {
     /// Publishes the data plane's pid.
     pub fn set_pid(&self, pid: u32) {
         self.dp().pid.store(pid, Ordering::Relaxed);
+    }
+
+    /// Publishes the workers' TSC frequency (ticks per second), which turns the
+    /// `busy_cycles` counter into time.
+    pub fn set_tsc_hz(&self, hz: u64) {
+        self.dp().tsc_hz.store(hz, Ordering::Relaxed);
+    }
+
+    /// The TSC frequency the data plane published (0 = not reported).
+    pub fn tsc_hz(&self) -> u64 {
+        self.dp().tsc_hz.load(Ordering::Relaxed)
     }
 
     /// The published generation, its live bitmap and a copy of its entries, read without
@@ -208,6 +220,7 @@ type Slot<'a> = (&'a SlotHeader, &'a [AtomicU16]);
 #[derive(Debug)]
 pub struct LcoreHandle<'a> {
     header: &'a Header,
+    dp: &'a DpHeader,
     lease: &'a AtomicU64,
     area: &'a LcoreArea,
     slots: [Slot<'a>; 2],
@@ -280,6 +293,12 @@ impl<'a> LcoreHandle<'a> {
     /// The current value of a counter.
     pub fn get(&self, c: Counter) -> u64 {
         self.area.counters[c as usize].load(Ordering::Relaxed)
+    }
+
+    /// Publishes the TSC frequency of the clock this lcore's `busy_cycles` counts in, in the
+    /// data plane's region ([`TableReader::set_tsc_hz`]; every worker writes the same value).
+    pub fn set_tsc_hz(&self, hz: u64) {
+        self.dp.tsc_hz.store(hz, Ordering::Relaxed);
     }
 
     /// Records that this lcore is alive (CLOCK_MONOTONIC ns).

@@ -72,6 +72,9 @@ pub struct DataplaneStatus {
     pub flows_per_bucket: Vec<u32>,
     /// The lease in force (`CLOCK_MONOTONIC` ns, 0 = none).
     pub lease_until_ns: u64,
+    /// TSC ticks per second of the data plane's workers, the unit of
+    /// [`Counter::BusyCycles`] (0 = not reported).
+    pub tsc_hz: u64,
 }
 
 impl DataplaneStatus {
@@ -256,6 +259,7 @@ impl TableWriter {
             lcores,
             flows_per_bucket: flows.iter().map(|f| f.load(Ordering::Relaxed)).collect(),
             lease_until_ns: self.lease(),
+            tsc_hz: dp.tsc_hz.load(Ordering::Relaxed),
         }
     }
 }

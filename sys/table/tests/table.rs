@@ -51,6 +51,10 @@ fn create_open_publish_roundtrip() {
     r.lcore(1).unwrap().add(Counter::Rx, 1);
     r.set_link(true, 10000);
     r.set_pid(4242);
+    assert_eq!((r.tsc_hz(), w.dataplane().tsc_hz), (0, 0), "not reported yet");
+    l.set_tsc_hz(2_400_000_000);
+    l.add(Counter::BusyCycles, 7_000);
+    l.add(Counter::BusyPolls, 2);
     l.stamp(123);
     r.flows()[7].fetch_add(2, std::sync::atomic::Ordering::Relaxed);
     let s = w.dataplane();
@@ -59,6 +63,9 @@ fn create_open_publish_roundtrip() {
     assert!(s.link_up);
     assert_eq!(s.link_speed_mbps, 10000);
     assert_eq!(s.pid, 4242);
+    assert_eq!((s.tsc_hz, r.tsc_hz()), (2_400_000_000, 2_400_000_000));
+    assert_eq!((s.total(Counter::BusyCycles), s.total(Counter::BusyPolls)), (7_000, 2));
+    assert_eq!(s.lcores[0].counters[21], 7_000, "busy_cycles is slot 21");
     assert_eq!(s.liveness_ns, 123);
     assert_eq!(s.flows_per_bucket[7], 2);
     assert!(s.lcores[0].online);

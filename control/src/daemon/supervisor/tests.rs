@@ -7,7 +7,7 @@ fn sh(script: &str, pid_file: Option<PathBuf>) -> DataplaneCommand {
 }
 
 fn snap(pid: u32, liveness_ns: u64) -> DataplaneStatus {
-    DataplaneStatus { link_up: true, link_speed_mbps: 0, liveness_ns, pid, lcores: vec![], flows_per_bucket: vec![], lease_until_ns: 0 }
+    DataplaneStatus { link_up: true, link_speed_mbps: 0, liveness_ns, pid, lcores: vec![], flows_per_bucket: vec![], lease_until_ns: 0, tsc_hz: 0 }
 }
 
 fn alive(pid: u32) -> bool {
