@@ -345,12 +345,12 @@ pub fn markdown(r: &Results) -> String {
     if !r.kernel.is_empty() {
         let _ = writeln!(s, "\n## Kernel path: nftables on a veth, fed by trafgen (netsniff-ng)\n");
         let _ = writeln!(s, "Same frames as the DPDK runs (1024 of the generator's templates). trafgen and the veth receive path run on one CPU; softirq time is the receive path (veth → IP → nftables), system time mostly trafgen's send path.\n");
-        let _ = writeln!(s, "| Ruleset | Frame | Filtered Mpps | Accepted / dropped | Softirq CPUs | System CPUs | Mpps per receive-path CPU | Mpps per CPU incl. sender |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "| Ruleset | Frame | Filtered Mpps | Accepted / dropped | Softirq CPUs | System CPUs | Softirq cycles/packet | Mpps per receive-path CPU | Mpps per CPU incl. sender |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for k in &r.kernel {
             let _ = writeln!(
                 s,
-                "| {} | {} B | **{:.3}** | {} / {} | {:.2} | {:.2} | {:.3} | {:.3} |",
+                "| {} | {} B | **{:.3}** | {} / {} | {:.2} | {:.2} | {:.0} | {:.3} | {:.3} |",
                 if k.filter { "jhash mod 2 (CLUSTERIP style)" } else { "counter only (no filter)" },
                 k.size,
                 k.mpps,
@@ -358,6 +358,7 @@ pub fn markdown(r: &Results) -> String {
                 k.dropped,
                 k.softirq_cpus,
                 k.system_cpus,
+                k.softirq_ns_per_packet * r.machine.tsc_hz as f64 / 1e9,
                 k.mpps_per_rx_core,
                 k.mpps_per_core_with_sender
             );
@@ -465,9 +466,10 @@ fn cycles_side_by_side(s: &mut String, r: &Results) {
         let ffrac = busy_fraction(&r.dpdk, FARM1, size);
         if let (Some(frac), Some(cap)) = (frac, cap) {
             let offered = c.summary.window.tx_pps;
+            let gen_cpf = (offered > 0.0).then(|| c.summary.cpu.generator_cpus * hz as f64 / offered);
             let _ = writeln!(
                 s,
-                "\nGenerator headroom at {size} B: the C loop was busy {:.0}% of its cycles (range {:.0}–{:.0}%){}; the generator offered {:.2} Mpps against the C loop's {:.2} Mpps if always busy ({:.0}%). {}",
+                "\nGenerator headroom at {size} B: the C loop was busy {:.0}% of its cycles (range {:.0}–{:.0}%){}; the generator offered {:.2} Mpps against the C loop's {:.2} Mpps if always busy ({:.0}%), spending {} cycles of its CPU per frame sent and received back. {}",
                 frac.median * 100.0,
                 frac.min * 100.0,
                 frac.max * 100.0,
@@ -475,6 +477,7 @@ fn cycles_side_by_side(s: &mut String, r: &Results) {
                 offered / 1e6,
                 cap / 1e6,
                 offered / cap * 100.0,
+                opt(gen_cpf, 0),
                 if frac.median < 0.9 {
                     format!(
                         "The generator (one core, {} memif each way) does not outrun one forwarder core here: on its side of the wire it does about the forwarder's per-frame work plus building, stamping and checking frames, with one CPU of its own on a 2-CPU machine (a second generator core would take the forwarder's). The delivered rates then show that the forwarders keep up, not their headroom; the busy cycles per frame are the robust figure.",
