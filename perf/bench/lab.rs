@@ -645,6 +645,15 @@ Transfer/sec:      4.02MB
     }
 
     #[test]
+    fn local_ports_and_lab_prefixes() {
+        // tap is always accepted; the prefixes stay short and distinct (interface names).
+        assert_eq!(default_local_ports().first().map(String::as_str), Some("tap"));
+        assert_eq!(prefix("fbfarm", "tap"), "fbfarm");
+        assert_eq!(prefix("fbfarm", "af_xdp"), "fbfarmaf");
+        assert_eq!(prefix("fbded", "virtio_user"), "fbdedvi");
+    }
+
+    #[test]
     fn nearest_rank_percentiles() {
         let v: Vec<f64> = (1..=20).map(f64::from).collect();
         assert_eq!(percentile(&v, 50.0), Some(10.0));
