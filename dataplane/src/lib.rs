@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod flows;
+pub mod idle;
 pub mod lease;
 pub mod port;
 pub mod run;

@@ -40,6 +40,11 @@ impl QueuePair {
     pub fn new(rx: RxQueue, tx: TxQueue) -> QueuePair {
         QueuePair { rx, tx, burst: MbufBurst::default() }
     }
+
+    /// The rx queue (to arm its interrupt).
+    pub fn rx(&self) -> &RxQueue {
+        &self.rx
+    }
 }
 
 impl Port for QueuePair {

@@ -12,6 +12,7 @@ use farm_table::TableReader;
 
 use crate::cli::Args;
 use crate::flows::{handover_involves, Cadence, LcoreFlows, Refresher};
+use crate::idle::IdleWait;
 use crate::lease::{process_alive, LeaseState, LeaseWatch};
 use crate::port::{Pkt, QueuePair};
 use crate::setup;
@@ -55,7 +56,16 @@ fn configure(port: &mut Port, what: &str, queues: u16, pool: &Mempool) -> Result
             info.max_tx_queues
         );
     }
-    let pc = PortConfig { rx_queues: queues, tx_queues: queues, ..PortConfig::default() };
+    // Rx interrupts for the idle sleep (idle.rs) where the PMD has them; a PMD that refuses
+    // the configuration with them gets it without.
+    let pc = PortConfig { rx_queues: queues, tx_queues: queues, rx_intr: true, ..PortConfig::default() };
+    if let Err(e) = port.configure(&pc, pool) {
+        tracing::debug!(port = port.name(), error = %e, "configure with rx interrupts failed: without");
+    } else {
+        port.start().with_context(|| format!("start {what} {}", port.name()))?;
+        return Ok(());
+    }
+    let pc = PortConfig { rx_intr: false, ..pc };
     port.configure(&pc, pool).with_context(|| format!("configure {what} {}", port.name()))?;
     port.start().with_context(|| format!("start {what} {}", port.name()))?;
     Ok(())
@@ -144,6 +154,7 @@ pub fn run(args: Args) -> Result<()> {
         max_sleep: dp.max_sleep,
         ..BackoffConfig::default()
     };
+    let liveness_timeout = dp.liveness_timeout;
     let mut handles = Vec::new();
     for (i, &lc) in lcores.iter().take(workers as usize).enumerate() {
         let q = QueueId(i as u16);
@@ -156,8 +167,12 @@ pub fn run(args: Args) -> Result<()> {
         let burst = usize::from(dp.burst);
         handles.push(eal.launch(lc, move || {
             let mut pipeline: Pipeline<Pkt> = Pipeline::new(pcfg, burst);
-            let mut backoff = Backoff::new(backoff);
-            let clocks = farm_pipeline::Clocks { now_ns, cycles: dpdk::tsc, cycles_hz: dpdk::tsc_hz(), sleep: std::thread::sleep };
+            // Idle sleeps end on the rx queues' interrupts where the PMDs have them.
+            let mut idle = IdleWait::new(&[("uplink", up.rx()), ("local", kernel.rx())]);
+            let max_sleep = idle.armed().max_sleep(backoff.max_sleep, liveness_timeout);
+            let mut backoff = Backoff::new(BackoffConfig { max_sleep, ..backoff });
+            let sleep = |d| idle.sleep(d);
+            let clocks = farm_pipeline::Clocks { now_ns, cycles: dpdk::tsc, cycles_hz: dpdk::tsc_hz(), sleep };
             poll_loop(&mut pipeline, &mut up, &mut kernel, &mut handle, &mut flows, &mut backoff, &stop, clocks)
         })?);
     }

@@ -26,6 +26,8 @@
 //!   `N` (default 32) mbufs on the stack, what rx fills and tx drains.
 //! * [`Port`]: attach/open, configure (queues, RSS), start/stop/close, MAC,
 //!   link, stats. [`RxQueue`] / [`TxQueue`]: one handle per queue, `Send`.
+//! * [`RxInterrupts`]: an idle worker's sleep that a received packet ends (PMDs with rx
+//!   interrupts: `net_tap`, `net_memif`; not `net_af_packet`, `net_af_xdp` in 22.11).
 //! * [`Eal::launch`] runs a closure on a worker lcore; [`register_current_thread`]
 //!   gives a plain thread an lcore id instead. [`tsc`] / [`tsc_hz`] for time.
 //! * Errors: [`DpdkError`] (call + errno, built by [`ToResult`]) inside
@@ -45,6 +47,7 @@ mod burst;
 mod eal;
 mod error;
 mod ids;
+mod intr;
 mod lcore;
 mod mbuf;
 mod mempool;
@@ -57,6 +60,7 @@ pub use burst::{Drain, MbufBurst, BURST_SIZE};
 pub use eal::{runtime_dir, Eal, EalBuilder, EalError};
 pub use error::{rte_errno, DpdkError, RteErrno, ToResult};
 pub use ids::{LcoreId, MacAddr, PortId, QueueId};
+pub use intr::RxInterrupts;
 pub use lcore::{
     pause, register_current_thread, tsc, tsc_hz, LaunchError, LcoreJoinHandle, ThreadRegistration,
 };

@@ -417,6 +417,9 @@ impl Port {
                 conf.rxmode.offloads |= sys::SHIM_RTE_ETH_RX_OFFLOAD_RSS_HASH;
             }
         }
+        if config.rx_intr {
+            conf.intr_conf.set_rxq(1);
+        }
         let port = sh.id.0;
         // SAFETY: valid stopped port, conf fully initialised, no queue handles.
         unsafe { sys::rte_eth_dev_configure(port, config.rx_queues, config.tx_queues, &conf) }

@@ -103,6 +103,9 @@ pub struct PortConfig {
     pub rss: Rss,
     /// Hash functions wanted (`RTE_ETH_RSS_*`), masked by what the device offers.
     pub rss_hf: u64,
+    /// Rx queue interrupts (`intr_conf.rxq = 1`), for [`RxInterrupts`](crate::RxInterrupts).
+    /// PMDs without them ignore it; registering a queue then fails.
+    pub rx_intr: bool,
 }
 
 impl Default for PortConfig {
@@ -116,6 +119,7 @@ impl Default for PortConfig {
             rss_hf: sys::SHIM_RTE_ETH_RSS_IP
                 | sys::SHIM_RTE_ETH_RSS_TCP
                 | sys::SHIM_RTE_ETH_RSS_UDP,
+            rx_intr: false,
         }
     }
 }
