@@ -224,6 +224,11 @@ pub fn busy_fraction(runs: &[DpdkRun], fwd: Forwarder, size: u16) -> Option<Spre
     Spread::of(flat_out(runs, fwd, size).filter_map(|r| r.busy.and_then(|b| b.fraction())).collect())
 }
 
+/// Frames per busy poll (the mean burst) of a forwarder at a size, over its flat-out repeats.
+fn frames_per_busy_poll(runs: &[DpdkRun], fwd: Forwarder, size: u16) -> Option<Spread> {
+    Spread::of(flat_out(runs, fwd, size).filter_map(|r| r.busy.filter(|b| b.busy_polls > 0).map(|b| b.frames as f64 / b.busy_polls as f64)).collect())
+}
+
 /// Softirq cycles per filtered packet of the kernel path at a size.
 pub fn kernel_cpp(kernel: &[KernelRun], size: u16, filter: bool, tsc_hz: u64) -> Option<f64> {
     let v: Vec<f64> = kernel
@@ -438,15 +443,18 @@ fn cycles_side_by_side(s: &mut String, r: &Results) {
             (Some(f), Some(c)) => format!("{:.0} ({:.0}%)", f - c, (f - c) / f * 100.0),
             _ => "–".to_owned(),
         };
+        let burst = |fwd| frames_per_busy_poll(&r.dpdk, fwd, size).map_or_else(|| "–".to_owned(), |x| format!("{:.1}", x.median));
         rows.push(format!(
-            "| {size} B | {} | {} | {} | {} | {} | {} | {} | {own} |",
+            "| {size} B | {} | {} | {} | {} | {} | {} | {} | {own} | {} / {} |",
             show(c),
             show(f),
             show(f2),
             opt(kj, 0),
             opt(kn, 0),
             ratio(fm, cm),
-            ratio(kj, fm)
+            ratio(kj, fm),
+            burst(Forwarder::CLoop),
+            burst(FARM1)
         ));
     }
     if rows.is_empty() {
@@ -454,8 +462,8 @@ fn cycles_side_by_side(s: &mut String, r: &Results) {
     }
     let _ = writeln!(s, "\n## Cycles per packet, side by side\n");
     let _ = writeln!(s, "TSC cycles per packet of each path's own work ({:.3} GHz TSC): the DPDK forwarders' busy cycles per frame (median (range) over the repeats; frames = `rx` + `tap_rx` for farm-dataplane, frames received for the C loop), the kernel's softirq time per filtered packet × TSC Hz (veth → IP → nftables, from /proc/stat; trafgen's send path left out). The C loop does nothing but memif receive + transmit + free, so its figure is the memif wire's cost (both copies at the forwarder's side); farm's own work is the difference.\n", hz as f64 / 1e9);
-    let _ = writeln!(s, "| Frame | C loop | farm, 1 worker | farm, 2 workers | kernel jhash (softirq) | kernel, no filter | farm / C loop | kernel jhash / farm | farm's own (farm − C loop; share of farm's) |");
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "| Frame | C loop | farm, 1 worker | farm, 2 workers | kernel jhash (softirq) | kernel, no filter | farm / C loop | kernel jhash / farm | farm's own (farm − C loop; share of farm's) | frames per busy poll, C loop / farm |");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         let _ = writeln!(s, "{row}");
     }
@@ -643,7 +651,7 @@ mod tests {
         let md = markdown(&r);
         assert!(md.contains("on test-vm") && md.contains("Machine: **test-vm**"), "{md}");
         assert!(md.contains("| farm-dataplane, 1 worker | 64 B | 4.700 | **4.700** | 4.60–4.80 (3 runs) | 0 | 130 | 31% |"), "{md}");
-        assert!(md.contains("| 64 B | 95 (90–100) | 120 (110–130) | 300 | 600 | – | 1.26× | 5.00× | 25 (21%) |"), "{md}");
+        assert!(md.contains("| 64 B | 95 (90–100) | 120 (110–130) | 300 | 600 | – | 1.26× | 5.00× | 25 (21%) | 32.0 / 32.0 |"), "{md}");
         assert!(md.contains("Generator headroom at 64 B: the C loop was busy 24% of its cycles"), "{md}");
         assert!(md.contains("## Failed runs") && md.contains("| ≥ 5.00× | 5.00× | yes |") && md.contains("| ≤ 1.15× | 1.26× | **no** |"), "{md}");
         let dir = std::env::temp_dir().join(format!("farm-bench-svg-{}", std::process::id()));
