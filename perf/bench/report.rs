@@ -258,7 +258,9 @@ pub fn targets(dpdk: &[DpdkRun], kernel: &[KernelRun], sizes: &[u16], tsc_hz: u6
                 ),
             ));
         }
-        if let (Some(f), Some(k)) = (farm, kernel_cpp(kernel, size, true, tsc_hz)) {
+        // 64 B only (issue 12): at larger sizes memif's copies (a veth passes buffers) dominate,
+        // the side-by-side table shows them.
+        if let (Some(f), Some(k), 64) = (farm, kernel_cpp(kernel, size, true, tsc_hz), size) {
             out.push(Target::ratio_at_least(
                 format!("kernel nftables jhash receive path vs farm-dataplane, cycles per packet, {size} B"),
                 5.0,
@@ -626,12 +628,11 @@ mod tests {
         // 300 ns per packet at 2 GHz: 600 cycles; 200 ns: 400.
         let k = vec![kernel(64, 300.0), kernel(512, 200.0)];
         let t = targets(&runs, &k, &[64, 512], 2_000_000_000);
-        assert_eq!(t.len(), 4, "{t:?}");
+        assert_eq!(t.len(), 3, "{t:?}");
         // Medians: farm 120 of 110, 120, 130; C loop 95 of 90, 95, 100.
         assert!((t[0].measured - 120.0 / 95.0).abs() < 1e-6 && !t[0].met && t[0].at_most, "{:?}", t[0]);
         assert!((t[1].measured - 5.0).abs() < 1e-6 && t[1].met, "{:?}", t[1]);
         assert!((t[2].measured - 1.25).abs() < 1e-6 && !t[2].met);
-        assert!((t[3].measured - 1.6).abs() < 1e-6 && !t[3].met);
         let mut machine = Machine::describe(Some("test-vm".into()), String::new());
         machine.tsc_hz = 2_000_000_000;
         let r = Results {
