@@ -14,7 +14,7 @@
 # mpps.svg, failover.svg (plus per-run logs) under perf/results/<date>/. Needs
 # root (network namespaces), libdpdk-dev, pkg-config, a C compiler, trafgen
 # (Debian package netsniff-ng), wrk and apache2 (tests/install-deps.sh installs
-# them all). Runs take about 12 minutes on 2 CPUs, after the build; stop anything
+# them all). Runs take about 13 minutes on 2 CPUs, after the build; stop anything
 # else running on the machine first, or the figures mostly measure the other
 # work (the load average is recorded).
 set -euo pipefail
