@@ -14,8 +14,6 @@
 //! accepting the buckets this module gives it (see `membership`).
 
 mod kernel;
-#[doc(hidden)]
-pub mod legacy;
 mod score;
 #[cfg(test)]
 mod tests;

@@ -79,11 +79,7 @@ fn members(nodes: u8, mixed: bool) -> Vec<Member> {
 type AssignFn = fn(u64, &[Member], &mut [u8]);
 
 /// The implementations compared by [`measure_targets`].
-const IMPLS: [(&str, AssignFn); 3] = [
-    ("before", farm_control::assign::legacy::assign),
-    ("1 thread", |seed, ms, out| assign_threads(seed, ms, out, 1)),
-    ("assign", assign),
-];
+const IMPLS: [(&str, AssignFn); 2] = [("1 thread", |seed, ms, out| assign_threads(seed, ms, out, 1)), ("assign", assign)];
 
 /// Times the [`TARGETS`] cases with every implementation, interleaved (one run of each in
 /// turn, `runs` rounds) so that the machine's noise hits them alike; checks that they agree.
