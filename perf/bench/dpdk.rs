@@ -124,6 +124,8 @@ struct Sample {
     frames: u64,
     busy_cycles: u64,
     busy_polls: u64,
+    /// The forwarder's own TSC Hz (0: not reported).
+    tsc_hz: u64,
 }
 
 /// Where the forwarder's counters are.
@@ -132,31 +134,32 @@ enum Counters<'a> {
     File(PathBuf),
 }
 
-/// The slot of a counter by its name, if this build of farm-table has it.
-pub fn counter_named(name: &str) -> Option<Counter> {
-    Counter::ALL.iter().copied().find(|c| c.name() == name)
-}
-
 impl Counters<'_> {
     fn sample(&self) -> Option<Sample> {
         let mono_ns = farm_perf::cpu::mono_ns();
         match self {
             Counters::Table(t) => {
                 let s = t.dataplane();
-                let get = |n: &str| counter_named(n).map_or(0, |c| s.total(c));
-                Some(Sample { mono_ns, frames: s.total(Counter::Rx) + s.total(Counter::TapRx), busy_cycles: get("busy_cycles"), busy_polls: get("busy_polls") })
+                Some(Sample {
+                    mono_ns,
+                    frames: s.total(Counter::Rx) + s.total(Counter::TapRx),
+                    busy_cycles: s.total(Counter::BusyCycles),
+                    busy_polls: s.total(Counter::BusyPolls),
+                    tsc_hz: s.tsc_hz,
+                })
             }
             Counters::File(p) => {
                 // struct cfwd_stats of perf/c/fwd.c: eight little-endian u64.
                 let b = std::fs::read(p).ok()?;
                 let w = |i: usize| b.get(i * 8..i * 8 + 8).map_or(0, |x| u64::from_le_bytes(x.try_into().unwrap_or([0; 8])));
-                Some(Sample { mono_ns, frames: w(0) + w(7), busy_polls: w(3), busy_cycles: w(4) })
+                Some(Sample { mono_ns, frames: w(0) + w(7), busy_polls: w(3), busy_cycles: w(4), tsc_hz: w(6) })
             }
         }
     }
 }
 
-/// The delta between the first and the last sample inside `[start, end]`.
+/// The delta between the first and the last sample inside `[start, end]`; the forwarder's TSC
+/// Hz if it reported one, else `tsc_hz` (the generator's: the same TSC).
 fn busy_window(samples: &[Sample], start: u64, end: u64, cores: u16, tsc_hz: u64) -> Option<Busy> {
     let inside: Vec<&Sample> = samples.iter().filter(|s| s.mono_ns >= start && s.mono_ns <= end).collect();
     let (a, b) = (inside.first()?, inside.last()?);
@@ -169,7 +172,7 @@ fn busy_window(samples: &[Sample], start: u64, end: u64, cores: u16, tsc_hz: u64
         busy_cycles: b.busy_cycles.saturating_sub(a.busy_cycles),
         busy_polls: b.busy_polls.saturating_sub(a.busy_polls),
         cores,
-        tsc_hz,
+        tsc_hz: if b.tsc_hz > 0 { b.tsc_hz } else { tsc_hz },
     })
 }
 
@@ -391,8 +394,19 @@ pub fn run(setup: &Setup, case: Case, dir: &Path) -> Result<DpdkRun> {
         Some(t) => {
             let s = t.dataplane();
             let mut m = serde_json::Map::new();
-            let extra = ["busy_cycles", "busy_polls"].into_iter().filter_map(counter_named);
-            for c in [Counter::Rx, Counter::TapRx, Counter::ToTap, Counter::NotMine, Counter::NoRule, Counter::DropTxFull, Counter::DropTapFull, Counter::DropMalformed].into_iter().chain(extra) {
+            for c in [
+                Counter::Rx,
+                Counter::TapRx,
+                Counter::ToTap,
+                Counter::NotMine,
+                Counter::NoRule,
+                Counter::DropTxFull,
+                Counter::DropTapFull,
+                Counter::DropMalformed,
+                Counter::DropFenced,
+                Counter::BusyCycles,
+                Counter::BusyPolls,
+            ] {
                 m.insert(c.name().to_owned(), s.total(c).into());
             }
             serde_json::Value::Object(m)
@@ -423,7 +437,7 @@ mod tests {
 
     #[test]
     fn busy_window_takes_the_samples_inside() {
-        let s = |t: u64, f: u64, c: u64| Sample { mono_ns: t * 1_000_000, frames: f, busy_cycles: c, busy_polls: f / 32 };
+        let s = |t: u64, f: u64, c: u64| Sample { mono_ns: t * 1_000_000, frames: f, busy_cycles: c, busy_polls: f / 32, tsc_hz: 0 };
         let samples = [s(0, 0, 0), s(10, 100, 1000), s(20, 1100, 101_000), s(30, 2100, 201_000), s(40, 9000, 9_000_000)];
         let b = busy_window(&samples, 5_000_000, 35_000_000, 1, 10_000_000).unwrap();
         assert_eq!((b.frames, b.busy_cycles), (2000, 200_000));

@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use farm_table::layout::{LcoreArea, Layout};
-use farm_table::TableReader;
+use farm_table::{Counter, TableReader};
 use serde::Serialize;
 
 /// Where one run's figures come from.
@@ -20,8 +20,8 @@ use serde::Serialize;
 pub struct Probe {
     /// farm-dataplane processes (none in the direct case).
     pub dp_pids: Vec<u32>,
-    /// Offsets of every lcore's `busy_cycles` counter in each table file.
-    tables: Vec<(File, Vec<u64>)>,
+    /// Each table (for its TSC Hz), its file and the offsets of every lcore's `busy_cycles`.
+    tables: Vec<(TableReader, File, Vec<u64>)>,
     /// CPUs the data plane busy-polls on (their softirq runs inside its polls), if any.
     pub dp_cpus: Vec<usize>,
     /// TSC frequency, to turn busy cycles into seconds.
@@ -89,15 +89,16 @@ fn softirq_ticks() -> Vec<u64> {
     out
 }
 
-/// File offsets of the `busy_cycles` counter of every lcore of a table.
-fn busy_offsets(path: &Path) -> Option<(File, Vec<u64>)> {
-    let slot = crate::dpdk::counter_named("busy_cycles")? as u64;
-    let p = TableReader::open(path).ok()?.params();
+/// A table, its file and the offsets of the `busy_cycles` counter of every lcore.
+fn busy_offsets(path: &Path) -> Option<(TableReader, File, Vec<u64>)> {
+    let slot = Counter::BusyCycles as u64;
+    let reader = TableReader::open(path).ok()?;
+    let p = reader.params();
     let l = Layout::new(p.n_buckets, p.n_lcores);
     let area = std::mem::size_of::<LcoreArea>() as u64;
     let counters = std::mem::offset_of!(LcoreArea, counters) as u64;
     let offs = (0..u64::from(p.n_lcores)).map(|i| l.lcores_offset + i * area + counters + slot * 8).collect();
-    Some((File::open(path).ok()?, offs))
+    Some((reader, File::open(path).ok()?, offs))
 }
 
 impl Probe {
@@ -118,7 +119,7 @@ impl Probe {
         let busy_cycles = (!self.tables.is_empty()).then(|| {
             self.tables
                 .iter()
-                .flat_map(|(f, offs)| {
+                .flat_map(|(_, f, offs)| {
                     offs.iter().map(move |&o| {
                         let mut b = [0u8; 8];
                         f.read_exact_at(&mut b, o).map_or(0, |()| u64::from_le_bytes(b))
@@ -141,8 +142,10 @@ impl Probe {
                 .sum();
             d as f64 / farm_perf::cpu::USER_HZ
         };
+        // The data plane's own TSC Hz (in its table) if it reports one.
+        let hz = self.tables.iter().map(|(r, _, _)| r.tsc_hz()).find(|&h| h > 0).unwrap_or(self.tsc_hz);
         let busy = match (a.busy_cycles, b.busy_cycles) {
-            (Some(x), Some(y)) if self.tsc_hz > 0 && y > x => Some((y - x) as f64 / self.tsc_hz as f64),
+            (Some(x), Some(y)) if hz > 0 && y > x => Some((y - x) as f64 / hz as f64),
             _ => None,
         };
         NetCpu {
