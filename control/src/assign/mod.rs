@@ -50,11 +50,12 @@ pub struct Candidate {
 /// Cost: one 64×64→128 multiply per (member, bucket) plus one hash per bucket; with several
 /// distinct weights, also one table-driven logarithm per weight class and bucket. On one
 /// thread of the 2-CPU, ~2 GHz test VM, 65536 buckets take about 0.55 ms for 8 members with
-/// equal weights, 1.3 ms with weights 1,3,5, 3.6 ms and 4.7 ms for 64 members: the hashes
+/// equal weights, 1.3 ms with weights 1,3,5, 3.5 ms and 4.1 ms for 64 members: the hashes
 /// alone (about 1.6 cycles per member and bucket) exceed the 3 ms goal for 64 members. So a
 /// rebuild costing more than about half a millisecond (see [`PARALLEL_COST`]) is split over
-/// two threads when the process may run on two CPUs or more; [`assign_threads`] with
-/// `threads == 1` never spawns one.
+/// two threads when the process may run on two CPUs or more (its affinity mask and cgroup
+/// quota, read at the first call: a farmd pinned to one CPU, away from the data plane's
+/// lcores, stays on one thread); [`assign_threads`] with `threads == 1` never spawns one.
 pub fn assign(seed: u64, members: &[Member], out: &mut [u8]) {
     let Some(plan) = kernel::Plan::new(seed, members) else {
         out.fill(NO_NODE);
