@@ -5,7 +5,10 @@
 //! 2. the whole poll loop (rx burst → classify → tx/free, counters, table protocol) on a
 //!    `net_null` uplink with one worker lcore, busy polling: Mpps;
 //! 3. a bare loop on the same kind of port doing rx + tuple hash + bulk free: Mpps — the
-//!    ceiling of this machine for any DPDK program;
+//!    ceiling of this machine for any DPDK program; and the floor (part `floor`): the pipeline's
+//!    two ports and port adapters, every frame received transmitted, no classification — the
+//!    ceiling of the pipeline loop on these ports (its transmissions cost `net_null` a
+//!    per-packet free, which the bare loop's bulk free does not pay);
 //! 4. the cost of the lease check (DESIGN.md I1): the pipeline loop with the lease checked per
 //!    burst and per packet (as the data plane runs) and without it (a view that can never be
 //!    fenced), interleaved rounds, TSC cycles per frame of each and their difference;
@@ -16,9 +19,9 @@
 //!
 //! `net_null` hands out mbufs without writing them; the pool's buffers are pre-filled with the
 //! mix, so the loop classifies real frames. Run as root:
-//! `cargo run --release -p farm-perf --bin bench-dataplane [seconds] [all|classifier|pipeline|bare|lease|flows]`
-//! (the second argument runs one part alone, e.g. under `perf record` or callgrind; `floor`, not
-//! part of `all`, runs the pipeline's I/O without classification).
+//! `cargo run --release -p farm-perf --bin bench-dataplane [seconds] [all|classifier|pipeline|floor|bare|lease|flows]`
+//! (the second argument runs one part alone, e.g. under `perf record` or callgrind; `floor` runs
+//! the pipeline's I/O without classification: the pipeline's ceiling on these ports).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -234,11 +237,13 @@ fn main() -> Result<()> {
     } else {
         None
     };
-    if only == "floor" {
+    let floor_mpps = if run("floor") {
         let up = QueuePair::new(ports[0].rx_queue(q)?, ports[0].tx_queue(q)?);
         let tap = QueuePair::new(ports[1].rx_queue(q)?, ports[1].tx_queue(q)?);
-        floor_loop(&eal, worker, up, tap, secs)?;
-    }
+        Some(floor_loop(&eal, worker, up, tap, secs)?)
+    } else {
+        None
+    };
     let bare_mpps = if run("bare") {
         Some(bare_loop(&eal, worker, ports[2].rx_queue(q)?, secs)?)
     } else {
@@ -248,6 +253,14 @@ fn main() -> Result<()> {
         println!(
             "ratio pipeline / bare:                        {:6.2}",
             p / b
+        );
+    }
+    if let (Some(f), Some(b)) = (floor_mpps, bare_mpps) {
+        // What the port adapters and transmissions alone leave of the bare loop's rate: the
+        // pipeline's ceiling on this bench.
+        println!(
+            "ratio floor / bare:                           {:6.2}",
+            f / b
         );
     }
     if run("lease") {
@@ -279,6 +292,21 @@ fn pipeline_loop(
     println!(
         "farm pipeline loop, net_null, 1 lcore:        {mpps:6.2} Mpps  {}",
         r.elapsed.detail(r.frames)
+    );
+    // The loop's own busy-time accounting (table counters busy_cycles / busy_polls).
+    let (busy, polls) = (r.lcore.get(Counter::BusyCycles), r.lcore.get(Counter::BusyPolls));
+    // Wall-clock cycles: a poll preempted by another process counts its time off the CPU too;
+    // scaled by the share of the time the worker ran, as `cycles_per_frame` does.
+    let on_cpu = match r.elapsed.cpu {
+        Some(cpu) if !r.elapsed.wall.is_zero() => (cpu.as_secs_f64() / r.elapsed.wall.as_secs_f64()).min(1.0),
+        _ => 1.0,
+    };
+    let per_frame = busy as f64 / r.frames.max(1) as f64;
+    println!(
+        "  busy_cycles: {per_frame:.1} TSC cycles per frame ({:.1} scaled to the time on a CPU) over {polls} busy polls ({:.1} frames per poll; TSC {:.2} GHz)",
+        per_frame * on_cpu,
+        r.frames as f64 / polls.max(1) as f64,
+        dpdk::tsc_hz() as f64 / 1e9
     );
     println!("  frames seen (uplink + TAP): {}", verdict_shares(&r.lcore));
     Ok(mpps)
