@@ -27,6 +27,14 @@ struct Cli {
     command: Command,
 }
 
+fn parse_local_port(s: &str) -> Result<farm_config::LocalPort, String> {
+    use farm_config::LocalPort::*;
+    [Tap, AfXdp, VirtioUser]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+        .ok_or_else(|| format!("expected tap, af_xdp or virtio_user, got {s:?}"))
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Builds the lab and leaves it running.
@@ -53,6 +61,12 @@ enum Command {
         /// Farm configuration template (default: the built-in configs/lab.toml).
         #[arg(long)]
         config_template: Option<PathBuf>,
+        /// The nodes' uplink driver on `dp0` (default: the template's dataplane.uplink driver).
+        #[arg(long, value_enum)]
+        uplink: Option<lab::LabUplink>,
+        /// The nodes' dataplane.local_port: tap, af_xdp or virtio_user (default: the template's).
+        #[arg(long, value_parser = parse_local_port)]
+        local_port: Option<farm_config::LocalPort>,
         /// Pause between steps, in milliseconds (for tests that interrupt `up`).
         #[arg(long, hide = true, default_value_t = 0)]
         step_delay_ms: u64,
@@ -145,7 +159,7 @@ fn run(cli: Cli) -> Result<()> {
     layout::check_prefix(&cli.prefix)?;
 
     match cli.command {
-        Command::Up { nodes, mode, bin_dir, clients, apache, config_template, step_delay_ms, keep_on_error } => {
+        Command::Up { nodes, mode, bin_dir, clients, apache, config_template, uplink, local_port, step_delay_ms, keep_on_error } => {
             let opts = LabOptions {
                 prefix: cli.prefix.clone(),
                 nodes,
@@ -154,6 +168,7 @@ fn run(cli: Cli) -> Result<()> {
                 bin_dir,
                 apache,
                 template: config_template,
+                dataplane: lab::DataplaneChoice { uplink, local_port },
                 interrupt: Some(interrupt_flag()?),
                 step_delay: Duration::from_millis(step_delay_ms),
                 keep_on_error,

@@ -23,7 +23,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-use farm_config::{init, seed, Config, Proto};
+use farm_config::{init, seed, Config, LocalPort, Proto};
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
 
 use super::cmd::command;
@@ -75,11 +75,70 @@ fn set_path(t: &mut Item, key: &str, p: impl AsRef<Path>) {
     t[key] = value(p.as_ref().to_string_lossy().into_owned());
 }
 
+/// The DPDK driver of each node's uplink `dp0` (a veth whose peer is on the bridge).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LabUplink {
+    /// `net_af_packet`: a packet socket (TPACKET_V2 rings, one `sendto` per tx burst).
+    #[value(name = "af_packet")]
+    AfPacket,
+    /// `net_af_xdp`: the PMD loads libxdp's default program on `dp0` (native XDP on a veth)
+    /// and redirects every frame into its AF_XDP socket.
+    #[value(name = "af_xdp")]
+    AfXdp,
+}
+
+impl LabUplink {
+    /// The uplink's devargs for `workers` queues.
+    pub fn devargs(self, workers: u32) -> String {
+        match self {
+            LabUplink::AfPacket if workers > 1 => format!("net_af_packet0,iface={NODE_UPLINK},qpairs={workers}"),
+            LabUplink::AfPacket => format!("net_af_packet0,iface={NODE_UPLINK}"),
+            LabUplink::AfXdp => format!("net_af_xdp0,iface={NODE_UPLINK},start_queue=0,queue_count={workers},busy_budget=0"),
+        }
+    }
+
+    /// The driver a template's `dataplane.uplink` names (`net_af_xdp...` or else af_packet).
+    pub fn of_template(uplink: Option<&str>) -> LabUplink {
+        match uplink {
+            Some(u) if u.starts_with("net_af_xdp") => LabUplink::AfXdp,
+            _ => LabUplink::AfPacket,
+        }
+    }
+
+    /// The name used by the options and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabUplink::AfPacket => "af_packet",
+            LabUplink::AfXdp => "af_xdp",
+        }
+    }
+}
+
+/// What a lab may change in the template besides its own names: the uplink's driver and the
+/// local port (`None`: the template's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataplaneChoice {
+    /// The uplink's driver.
+    pub uplink: Option<LabUplink>,
+    /// `dataplane.local_port`.
+    pub local_port: Option<LocalPort>,
+}
+
 /// Rewrites the template for lab `l` and validates it. Returns the text and the parsed config.
 pub fn render_config(
     template: &str,
     l: &Layout,
     bin_dir: &Path,
+) -> Result<(String, Config), LabError> {
+    render_config_with(template, l, bin_dir, DataplaneChoice::default())
+}
+
+/// [`render_config`] with the uplink driver and the local port chosen by the lab's options.
+pub fn render_config_with(
+    template: &str,
+    l: &Layout,
+    bin_dir: &Path,
+    choice: DataplaneChoice,
 ) -> Result<(String, Config), LabError> {
     let files = FarmFiles::new(l);
     let r = l.run_dir();
@@ -123,7 +182,12 @@ pub fn render_config(
 
     let dp = &mut doc["dataplane"];
     set_path(dp, "binary", bin_dir.join(DATAPLANE));
-    dp["uplink"] = value(format!("net_af_packet0,iface={NODE_UPLINK}"));
+    let uplink = choice.uplink.unwrap_or_else(|| LabUplink::of_template(dp.get("uplink").and_then(Item::as_str)));
+    let workers = dp.get("workers").and_then(Item::as_integer).and_then(|w| u32::try_from(w).ok()).unwrap_or(1);
+    dp["uplink"] = value(uplink.devargs(workers));
+    if let Some(lp) = choice.local_port {
+        dp["local_port"] = value(lp.as_str());
+    }
     dp["tap_name"] = value(NODE_TAP);
     dp["file_prefix"] = value(format!("{}{{node}}", l.shm_prefix()));
 
@@ -326,6 +390,26 @@ mod tests {
         assert_ne!(a.module.table_file, b.module.table_file);
         assert_ne!(a.dataplane.file_prefix, b.dataplane.file_prefix);
         assert_ne!(a.module.run_dir, b.module.run_dir);
+    }
+
+    #[test]
+    fn the_uplink_driver_comes_from_the_template_or_the_options() {
+        let l = Layout::new("xy", 2, 10).unwrap();
+        let b = Path::new("/b");
+        let uplink = |c: &Config| c.dataplane.uplink.as_ref().map(|u| u.eal_args()[1].clone()).unwrap();
+        let (_, c) = render_config(LAB_TEMPLATE, &l, b).unwrap();
+        assert_eq!(uplink(&c), "net_af_xdp0,iface=dp0,start_queue=0,queue_count=1,busy_budget=0");
+        assert_eq!(c.dataplane.local_port, LocalPort::AfXdp);
+        let t = LAB_TEMPLATE.replace("uplink = \"net_af_xdp0,iface=dp0\"", "uplink = \"net_af_packet0,iface=eth9\"");
+        let (_, c) = render_config(&t, &l, b).unwrap();
+        assert_eq!(uplink(&c), "net_af_packet0,iface=dp0");
+        let t2 = t.replace("workers = 1", "workers = 2");
+        let (_, c) = render_config(&t2, &l, b).unwrap();
+        assert_eq!(uplink(&c), "net_af_packet0,iface=dp0,qpairs=2");
+        let choice = DataplaneChoice { uplink: Some(LabUplink::AfXdp), local_port: Some(LocalPort::Tap) };
+        let (text, c) = render_config_with(&t, &l, b, choice).unwrap();
+        assert_eq!(uplink(&c), "net_af_xdp0,iface=dp0,start_queue=0,queue_count=1,busy_budget=0");
+        assert_eq!(c.dataplane.local_port, LocalPort::Tap, "{text}");
     }
 
     #[test]

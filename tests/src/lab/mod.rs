@@ -48,7 +48,10 @@ pub use apache::{Httpd, BIG_FILE_SIZE, HTTP_PORTS};
 pub use capture::{Capture, CaptureReport};
 pub use down::{down, leftovers, status, DownReport, NodeStatus, StatusReport};
 pub use error::LabError;
-pub use farm::{render_config, FarmFiles, DATAPLANE, FARMCTL, FARMD, LAB_TEMPLATE, ON_PORT_TCP};
+pub use farm::{
+    render_config, render_config_with, DataplaneChoice, FarmFiles, LabUplink, DATAPLANE, FARMCTL, FARMD, LAB_TEMPLATE,
+    ON_PORT_TCP,
+};
 pub use faults::{Direction, Starve};
 pub use flood::FloodReport;
 pub use layout::Layout;
@@ -76,6 +79,8 @@ pub struct LabOptions {
     pub apache: String,
     /// The farm configuration template (default: the built-in copy of `configs/lab.toml`).
     pub template: Option<PathBuf>,
+    /// The nodes' uplink driver and local port, over the template's (default: the template's).
+    pub dataplane: DataplaneChoice,
     /// Size of `/big.bin`.
     pub big_file_size: u64,
     /// How long farm mode waits for every node to be UP.
@@ -98,6 +103,7 @@ impl Default for LabOptions {
             bin_dir: PathBuf::from("target/release"),
             apache: "apache2".to_owned(),
             template: None,
+            dataplane: DataplaneChoice::default(),
             big_file_size: BIG_FILE_SIZE,
             ready_timeout: Duration::from_secs(30),
             interrupt: None,

@@ -39,9 +39,14 @@ pub fn namespaces() -> Result<Vec<String>, LabError> {
     Ok(out.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_owned).collect())
 }
 
-/// Whether an interface exists inside `ns`.
-pub fn ns_link_exists(ns: &str, ifname: &str) -> bool {
-    run_status("ip", ["-n", ns, "link", "show", "dev", ifname]).is_ok_and(|o| o.status.success())
+/// The interface index of `ifname` inside `ns`, if it exists (a recreated interface gets a new
+/// one).
+pub fn ns_link_index(ns: &str, ifname: &str) -> Option<u32> {
+    let o = run_status("ip", ["-n", ns, "-o", "link", "show", "dev", ifname]).ok()?;
+    if !o.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&o.stdout).split(':').next()?.trim().parse().ok()
 }
 
 fn write_proc(path: &str, value: &str) -> Result<(), LabError> {
@@ -75,12 +80,31 @@ pub fn create_ns_with_veth(
     inner: &str,
     mac: Option<&str>,
 ) -> Result<(), LabError> {
-    run("ip", ["netns", "add", ns])?;
-    let mut args = vec!["link", "add", ns, "type", "veth", "peer", "name", inner, "netns", ns];
+    create_ns_with_veth_queues(l, ns, inner, mac, 1)
+}
+
+/// `ip link add` arguments of a namespace's veth with `queues` rx and tx queues on both ends
+/// (native XDP on a veth needs as many rx queues as its peer has tx queues; `net_af_xdp` binds
+/// one socket per queue).
+pub fn veth_args<'a>(ns: &'a str, inner: &'a str, mac: Option<&'a str>, queues: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["link", "add", ns, "numtxqueues", queues, "numrxqueues", queues, "type", "veth", "peer", "name", inner];
+    args.extend(["numtxqueues", queues, "numrxqueues", queues, "netns", ns]);
     if let Some(m) = mac {
         args.extend(["address", m]);
     }
-    run("ip", args)?;
+    args
+}
+
+fn create_ns_with_veth_queues(
+    l: &Layout,
+    ns: &str,
+    inner: &str,
+    mac: Option<&str>,
+    queues: u32,
+) -> Result<(), LabError> {
+    run("ip", ["netns", "add", ns])?;
+    let q = queues.max(1).to_string();
+    run("ip", veth_args(ns, inner, mac, &q))?;
     write_proc(&format!("/proc/sys/net/ipv6/conf/{ns}/disable_ipv6"), "1")?;
     run("ip", ["link", "set", "dev", ns, "master", &l.bridge(), "up"])?;
     // No IPv6 on the lab's own uplinks: no router solicitations or DAD on the wire.
@@ -124,19 +148,23 @@ pub fn create_node_direct(l: &Layout, i: usize) -> Result<(), LabError> {
 
 /// The netdev ingress filter that keeps the kernel of a farm node away from its uplink:
 /// packet sockets (DPDK `net_af_packet`) see each frame before the ingress hook, so the data
-/// plane still receives everything while the kernel stack receives nothing from `dp0`.
+/// plane still receives everything while the kernel stack receives nothing from `dp0`. With
+/// `net_af_xdp`, XDP redirects each frame into the data plane's socket in the driver, before
+/// any hook: the kernel sees only what the XDP program passes (frames of a queue without a
+/// socket), and the filter drops those.
 pub fn uplink_filter() -> String {
     format!(
         "table netdev farm_lab {{\n  chain uplink {{\n    type filter hook ingress device \"{NODE_UPLINK}\" priority 0; policy drop;\n  }}\n}}\n"
     )
 }
 
-/// Farm mode, before farmd starts: `dp0` up, promiscuous, no address, no ARP, no IPv6, and
-/// dropped at ingress for the kernel (the data plane owns it); the VIP on `lo`; sysctls so
-/// the kernel never claims the VIP in ARP and Apache can bind addresses that appear later.
-pub fn create_node_farm(l: &Layout, i: usize) -> Result<(), LabError> {
+/// Farm mode, before farmd starts: `dp0` (with `queues` queues, one per worker) up,
+/// promiscuous, no address, no ARP, no IPv6, and dropped at ingress for the kernel (the data
+/// plane owns it); the VIP on `lo`; sysctls so the kernel never claims the VIP in ARP and
+/// Apache can bind addresses that appear later.
+pub fn create_node_farm(l: &Layout, i: usize, queues: u32) -> Result<(), LabError> {
     let ns = l.node_ns(i);
-    create_ns_with_veth(l, &ns, NODE_UPLINK, Some(&l.node_mac(i)))?;
+    create_ns_with_veth_queues(l, &ns, NODE_UPLINK, Some(&l.node_mac(i)), queues)?;
     let vip = format!("{}/32", l.vip());
     let batch = format!(
         "link set dev {NODE_UPLINK} promisc on arp off up\naddress add {vip} dev lo\n"
@@ -202,6 +230,15 @@ pub fn ns_brief_addrs(ns: &str, ifname: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_veths_have_a_queue_per_worker_on_both_ends() {
+        assert_eq!(
+            veth_args("farm-n1", "dp0", Some("02:fa:00:00:00:01"), "2").join(" "),
+            "link add farm-n1 numtxqueues 2 numrxqueues 2 type veth peer name dp0 numtxqueues 2 numrxqueues 2 \
+             netns farm-n1 address 02:fa:00:00:00:01"
+        );
+    }
 
     #[test]
     fn uplink_filter_drops_only_the_uplink_at_ingress() {

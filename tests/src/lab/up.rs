@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::apache::{check_modules, write_big_file, Httpd};
 use super::cmd::{find_program, is_executable, ns_run, tail};
 use super::error::LabError;
-use super::farm::{self, render_config, DATAPLANE, FARMD, LAB_TEMPLATE};
+use super::farm::{self, render_config_with, DATAPLANE, FARMD, LAB_TEMPLATE};
 use super::layout::{is_lab_name, Layout, NODE_TAP};
 use super::net::{self, check_port_free, host_links, link_alias, link_exists, namespaces};
 use super::state::{Mode, State};
@@ -85,7 +85,7 @@ fn check(opts: &LabOptions) -> Result<Checked, LabError> {
             Some(p) => std::fs::read_to_string(p).map_err(|e| LabError::io(p, e))?,
             None => LAB_TEMPLATE.to_owned(),
         };
-        let (text, cfg) = render_config(&template, &checked.layout, &bin_dir)?;
+        let (text, cfg) = render_config_with(&template, &checked.layout, &bin_dir, opts.dataplane)?;
         checked.api_port = cfg.api.listen.port();
         checked.heartbeat_port = cfg.heartbeat.port;
         checked.module = cfg.module.name.to_string();
@@ -219,7 +219,8 @@ fn build(lab: &mut Lab, opts: &LabOptions, c: &Checked) -> Result<(), LabError> 
     for i in l.node_numbers() {
         step(opts, &format!("node namespace {} ({} mode)", l.node_ns(i), opts.mode))?;
         if opts.mode.has_dataplane() {
-            net::create_node_farm(&l, i)?;
+            let queues = c.config.as_ref().map_or(1, |cfg| cfg.dataplane.workers);
+            net::create_node_farm(&l, i, queues)?;
         } else {
             net::create_node_direct(&l, i)?;
         }
@@ -265,12 +266,15 @@ pub(super) fn start_node(lab: &mut Lab, i: usize) -> Result<(), LabError> {
     let bin_dir = lab.bin_dir.clone().expect("farm and data-plane modes have a bin dir");
     let l = lab.layout.clone();
     let ns = l.node_ns(i);
+    // A data plane killed with its veth pair (local_port = "af_xdp") leaves farm0 behind; the
+    // new one replaces it: wait for the new interface, not the leftover.
+    let leftover = net::ns_link_index(&ns, NODE_TAP);
     let mut child = farm::spawn_daemon(&l, i, &bin_dir, daemon)?;
     let timeout = Duration::from_secs(15);
     let start = Instant::now();
     let out = farm::daemon_out(&l, i, daemon);
     loop {
-        if net::ns_link_exists(&ns, NODE_TAP) {
+        if net::ns_link_index(&ns, NODE_TAP).is_some_and(|x| Some(x) != leftover) {
             break;
         }
         if lab.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
