@@ -193,13 +193,13 @@ impl Default for Assignment {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LocalPort {
-    /// DPDK `net_tap` (default): one syscall and one signal per packet.
-    #[default]
+    /// DPDK `net_tap`: one syscall and one signal per packet.
     Tap,
     /// DPDK `virtio_user` on vhost-net (needs `/dev/vhost-net`).
     VirtioUser,
-    /// DPDK `net_af_xdp` on a veth pair: `tap_name` is the kernel end, `af_xdp_peer` the end
-    /// the data plane drives; batched rings, no signal.
+    /// DPDK `net_af_xdp` on a veth pair (default): `tap_name` is the kernel end, `af_xdp_peer`
+    /// the end the data plane drives; batched rings, no signal.
+    #[default]
     AfXdp,
 }
 
@@ -224,7 +224,7 @@ pub struct Dataplane {
     pub binary: PathBuf,
     /// The DPDK device on the wire; required (so always `Some`) when `enabled`.
     pub uplink: Option<Uplink>,
-    /// `tap` (default), `virtio_user` or `af_xdp`.
+    /// `af_xdp` (default), `tap` or `virtio_user`.
     pub local_port: LocalPort,
     /// Kernel interface name of the local port (default `farm0`).
     pub tap_name: IfName,
@@ -280,7 +280,7 @@ impl Default for Dataplane {
             enabled: true,
             binary: PathBuf::from("farm-dataplane"),
             uplink: None,
-            local_port: LocalPort::Tap,
+            local_port: LocalPort::AfXdp,
             tap_name: IfName::default(),
             af_xdp_peer: None,
             tap_addrs: Vec::new(),
