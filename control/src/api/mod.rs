@@ -8,6 +8,9 @@
 //! | GET, HEAD | `/var/modules/<module>/ready.txt` | 200 `OK` when UP with a weight above 0; 404 (body: the state) otherwise |
 //! | GET | `/api/v1/status` | [`Status`] as JSON |
 //! | GET | `/api/v1/buckets/<n>` | [`BucketOwner`] as JSON |
+//! | GET | `/api/v1/buckets` | every bucket's owner ([`console::BucketTable`]) |
+//! | GET | `/api/v1/logs/module`, `/api/v1/logs/application` | the end of a log ([`console::LogTail`]) |
+//! | GET, HEAD | `/`, `/console/...` | the web console ([`console`]): a page, a style sheet, a script |
 //! | GET | `/metrics` | Prometheus text format ([`metrics::render`]) |
 //! | POST | `/api/v1/start`, `/api/v1/stop`, `/api/v1/restart` | 202; over TCP needs `Authorization: Bearer <token>`, over the Unix socket nothing |
 //! | POST | `/api/v1/weight` (body `{"weight": 0..1000}`), `/api/v1/drain`, `/api/v1/undrain`, `/api/v1/reload` | 202, same authorization; outcome in the status's `live` |
@@ -24,6 +27,7 @@
 
 pub mod client;
 mod conns;
+pub mod console;
 pub mod http;
 mod listen;
 pub mod metrics;
@@ -96,6 +100,10 @@ pub struct MemberStatus {
     pub buckets: u32,
     /// Milliseconds since its last valid heartbeat.
     pub last_heard_ms_ago: Option<u64>,
+    /// Its web console (`http://<address>:<port>/`, from its first address and `[api]
+    /// listen`; `None` when the API listens on loopback only, for the peers).
+    #[serde(default)]
+    pub console_url: Option<String>,
 }
 
 /// Heartbeat counters.
@@ -142,6 +150,10 @@ pub struct DataplaneSummary {
     /// busy seconds.
     #[serde(default)]
     pub tsc_hz: u64,
+    /// Connections to a VIP that this node's kernel holds, as the data plane last counted them
+    /// (0 without flow tracking).
+    #[serde(default)]
+    pub flows: u64,
 }
 
 impl DataplaneSummary {
@@ -160,6 +172,7 @@ impl DataplaneSummary {
             busy_cycles: s.lcores.iter().map(|l| l.counters[farm_table::Counter::BusyCycles as usize]).collect(),
             busy_polls: s.lcores.iter().map(|l| l.counters[farm_table::Counter::BusyPolls as usize]).collect(),
             tsc_hz: s.tsc_hz,
+            flows: s.flows_per_bucket.iter().map(|&f| u64::from(f)).sum(),
         }
     }
 }
@@ -233,6 +246,7 @@ impl Status {
                     name: n.name.to_string(),
                     is_self: n.id == node.id,
                     weight: n.weight.get(),
+                    console_url: console_url(cfg.api.listen, n, n.id == node.id),
                     ..Default::default()
                 })
                 .collect(),
@@ -257,6 +271,21 @@ impl Status {
             table_generation: self.table_generation,
         })
     }
+}
+
+/// The web console of `node` when the API listens on `listen` (the same `[api]` on every
+/// node): at its first address, or at `listen` itself for this node when that is a specific
+/// address; `None` for a peer when the API listens on loopback only.
+fn console_url(listen: std::net::SocketAddr, node: &farm_config::Node, is_self: bool) -> Option<String> {
+    let ip = listen.ip();
+    let addr = if ip.is_loopback() {
+        is_self.then_some(ip)?
+    } else if ip.is_unspecified() || !is_self {
+        *node.addrs.first()?
+    } else {
+        ip
+    };
+    Some(format!("http://{}/", std::net::SocketAddr::new(addr, listen.port())))
 }
 
 /// This node's weight and the last configuration reload (`farmctl weight`, `drain`,

@@ -50,12 +50,15 @@ pub struct ApiSettings {
     pub unix_socket: Option<PathBuf>,
     /// Times and connection limits.
     pub limits: Limits,
+    /// `[module] log_dir`, whose module and application logs the console shows
+    /// (`GET /api/v1/logs/...`); `None`: not served (404).
+    pub log_dir: Option<PathBuf>,
 }
 
 impl ApiSettings {
     /// TCP only, default limits.
     pub fn new(listen: SocketAddr, module: &str, token: Option<String>) -> ApiSettings {
-        ApiSettings { listen, module: module.to_string(), token, unix_socket: None, limits: Limits::default() }
+        ApiSettings { listen, module: module.to_string(), token, unix_socket: None, limits: Limits::default(), log_dir: None }
     }
 
     /// From the configuration (reads `[api] token_file`, which must be mode 0600); the Unix
@@ -67,6 +70,7 @@ impl ApiSettings {
             token: cfg.read_token()?,
             unix_socket: Some(super::client::socket_path(cfg)),
             limits: Limits::from_config(&cfg.api),
+            log_dir: Some(cfg.module.log_dir.clone()),
         })
     }
 }
@@ -175,16 +179,16 @@ pub struct Routes {
     admin: Option<AdminSink>,
 }
 
-fn json<T: Serialize>(code: u16, body: &T) -> HttpResponse {
+pub(super) fn json<T: Serialize>(code: u16, body: &T) -> HttpResponse {
     let text = serde_json::to_vec(body).unwrap_or_else(|_| b"{\"error\":\"serialization\"}".to_vec());
     HttpResponse::new(code, "application/json", text)
 }
 
-fn error(code: u16, msg: &str) -> HttpResponse {
+pub(super) fn error(code: u16, msg: &str) -> HttpResponse {
     json(code, &ErrorBody { error: msg })
 }
 
-fn not_allowed(allow: &str) -> HttpResponse {
+pub(super) fn not_allowed(allow: &str) -> HttpResponse {
     error(405, &format!("method not allowed; allowed: {allow}")).with_header("Allow", allow)
 }
 
@@ -239,11 +243,23 @@ impl Routes {
         self
     }
 
-    /// Answers one request.
+    /// Answers one request. Every answer says `X-Content-Type-Options: nosniff`.
     pub fn route(&self, req: &HttpRequest) -> HttpResponse {
+        let resp = self.answer(req);
+        if resp.headers.iter().any(|(k, _)| k == "X-Content-Type-Options") {
+            resp
+        } else {
+            resp.with_header("X-Content-Type-Options", "nosniff")
+        }
+    }
+
+    fn answer(&self, req: &HttpRequest) -> HttpResponse {
         let path = req.path.as_str();
         let get = matches!(req.method.as_str(), "GET" | "HEAD");
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        if let Some(resp) = super::console::route(req, &segs, &self.status, self.settings.log_dir.as_deref()) {
+            return resp;
+        }
         match segs.as_slice() {
             ["var", "modules", module, "ready.txt"] => {
                 if !get {
