@@ -133,8 +133,7 @@
     // A stopped module runs no checker: its verdicts are the last ones, not current.
     const running = status.state !== 'STOP';
     const rows = status.checkers.map((c) => el('tr', { 'data-checker': c.name },
-      el('td', { text: c.name }),
-      el('td', { text: c.kind }),
+      el('td', {}, c.name + ' ', el('span', { class: 'muted', text: c.kind })),
       el('td', { text: c.action }),
       running
         ? el('td', { class: c.healthy ? 'verdict-ok' : 'verdict-bad', text: c.healthy ? 'ok' : 'FAILED' })
@@ -143,7 +142,7 @@
         : (c.last_ok ? 'ok' : 'failed') + (c.last_detail ? ': ' + c.last_detail : '') }),
       el('td', { text: c.last_run_unix_ms ? ago(Math.max(0, Date.now() - c.last_run_unix_ms)) : '—' }),
       el('td', { class: 'num', text: c.runs + ' / ' + c.failures })));
-    if (!rows.length) rows.push(el('tr', {}, el('td', { class: 'muted', text: 'no checker configured', colSpan: 7 })));
+    if (!rows.length) rows.push(el('tr', {}, el('td', { class: 'muted', text: 'no checker configured', colSpan: 6 })));
     $('checkers').tBodies[0].replaceChildren(...rows);
   }
 
