@@ -8,6 +8,7 @@ PKGS=(
   iproute2 nftables procps psmisc ethtool                  # lab: namespaces, veth, offloads, faults
   apache2 curl wrk tcpdump netsniff-ng util-linux          # lab + perf: server, clients, capture, trafgen
   python3                                                  # lab: plots, reference scripts
+  chromium fonts-dejavu-core                               # tests: the web console in a headless browser
 )
 
 if [ "$(id -u)" -ne 0 ]; then
