@@ -29,6 +29,7 @@ pub mod client;
 mod conns;
 pub mod console;
 pub mod http;
+mod linger;
 mod listen;
 pub mod metrics;
 pub mod server;
