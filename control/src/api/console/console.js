@@ -62,7 +62,8 @@
   }
 
   async function getJson(path) {
-    const r = await fetch(path, { cache: 'no-store' });
+    // A request that hangs must not stop the polling: give up after 5 s.
+    const r = await fetch(path, { cache: 'no-store', signal: AbortSignal.timeout(5000) });
     if (!r.ok) throw new Error(path + ': HTTP ' + r.status);
     return r.json();
   }
