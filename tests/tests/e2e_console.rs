@@ -308,6 +308,10 @@ fn every_node_up(lab: &mut Lab) {
 fn stop_from_the_page(lab: &mut Lab) {
     let c = Console::open(lab, 1);
     c.wait("3 nodes UP on the page", Duration::from_secs(10), all_up);
+    // Without a token the page asks for it and sends nothing.
+    c.click("#actions button[data-action='stop']");
+    assert_eq!(c.eval("document.getElementById('confirm').open"), "false", "a confirmation without a token");
+    assert_eq!(c.eval("document.getElementById('action-result').className"), "err");
     c.enter_token(&token(lab));
     let t = Instant::now();
     c.act("stop");
