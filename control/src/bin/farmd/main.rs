@@ -85,7 +85,12 @@ fn main() -> ExitCode {
         .or_else(|| std::env::var("RUST_LOG").ok())
         .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
     raise_fd_limit();
     let opts = Options { config: args.config, node: args.node, start: args.start, table_only: args.table_only, ip: args.ip };
     let r = if args.check {
