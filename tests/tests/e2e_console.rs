@@ -282,9 +282,13 @@ fn every_node_up(lab: &mut Lab) {
     let c = Console::open(lab, 1);
     let took = c.wait("3 nodes UP on the page", Duration::from_secs(10), all_up);
     println!("  3 nodes UP on the page after {:.1} s", took.as_secs_f64());
-    // Traffic for the charts, and logs for their panes.
+    // Traffic for the charts, and logs for their panes: only with the token (none fetched before).
     let spread = lab.curl_spread(&lab.client_addrs(), 80).expect("requests to the VIP");
     assert!(spread.failures().is_empty(), "{:?}", spread.failures());
+    c.wait("the log panes to ask for the token", Duration::from_secs(10), |c| {
+        c.eval("document.getElementById('log-module').textContent.includes('need the API token')") == "true"
+    });
+    c.enter_token(&token(lab));
     c.wait("the charts to have a few seconds of counters", Duration::from_secs(10), |c| {
         c.eval("document.getElementById('log-module').textContent.includes('state ')") == "true"
     });

@@ -7,10 +7,11 @@
 //! | GET, HEAD | `/`, `/console/`, `/console/index.html` | the console page |
 //! | GET, HEAD | `/console/console.js`, `/console/console.css`, `/console/icon.svg` | its assets |
 //! | GET | `/api/v1/buckets` | [`BucketTable`] as JSON: owner and previous owner of every bucket |
-//! | GET | `/api/v1/logs/module`, `/api/v1/logs/application` | [`LogTail`] as JSON: the last [`LOG_TAIL_LINES`] lines |
+//! | GET | `/api/v1/logs/module`, `/api/v1/logs/application` | [`LogTail`] as JSON: the last [`LOG_TAIL_LINES`] lines (token) |
 //!
-//! The console follows the API's rules: what only reads (the page, the status, the table, the
-//! logs, the metrics) is public like the health URL; every action it offers (start, stop,
+//! The console follows the API's rules: what only reads the farm's state (the page, the
+//! status, the table, the metrics) is public like the health URL; the logs (script output,
+//! commands with their reasons) need the bearer token over TCP like the actions; every action it offers (start, stop,
 //! restart, weight, drain, undrain, reload) is a `POST` to the existing endpoints, which need
 //! the bearer token over TCP. The page keeps the token the operator types in `sessionStorage`
 //! (gone with the tab) and sends it as `Authorization: Bearer`, never in a URL.
@@ -106,7 +107,14 @@ fn static_asset(path: &str) -> Option<HttpResponse> {
 }
 
 /// What the console routes answer; `None` for the other paths.
-pub(super) fn route(req: &HttpRequest, segs: &[&str], status: &SharedStatus, log_dir: Option<&Path>) -> Option<HttpResponse> {
+/// `authorized` is the API's token check (the logs need it).
+pub(super) fn route(
+    req: &HttpRequest,
+    segs: &[&str],
+    status: &SharedStatus,
+    log_dir: Option<&Path>,
+    authorized: impl Fn(&HttpRequest) -> Result<(), HttpResponse>,
+) -> Option<HttpResponse> {
     let get = matches!(req.method.as_str(), "GET" | "HEAD");
     if let Some(page) = static_asset(&req.path) {
         return Some(if get { page } else { secured(not_allowed("GET, HEAD")) });
@@ -126,6 +134,9 @@ pub(super) fn route(req: &HttpRequest, segs: &[&str], status: &SharedStatus, log
         ["api", "v1", "logs", log @ ("module" | "application")] => {
             if !get {
                 return Some(not_allowed("GET, HEAD"));
+            }
+            if let Err(refused) = authorized(req) {
+                return Some(secured(refused));
             }
             let Some(dir) = log_dir else {
                 return Some(error(404, "no log directory here"));
@@ -287,17 +298,24 @@ mod tests {
         let t: BucketTable = serde_json::from_slice(&resp.body).unwrap();
         assert_eq!((t.owners, t.prev_owners), (vec![Some(2)], vec![Some(1)]));
         assert_eq!(r.route(&req("POST", "/api/v1/buckets", Some(&format!("Bearer {TOKEN}")), "")).status, 405);
-        let resp = r.route(&req("GET", "/api/v1/logs/module", None, ""));
+        // The logs need the token.
+        for auth in [None, Some("Bearer wrong")] {
+            let resp = r.route(&req("GET", "/api/v1/logs/module", auth, ""));
+            assert_eq!(resp.status, 401, "logs with {auth:?}");
+            assert_eq!(header(&resp, "Content-Security-Policy"), Some(CSP));
+        }
+        let bearer = format!("Bearer {TOKEN}");
+        let resp = r.route(&req("GET", "/api/v1/logs/module", Some(&bearer), ""));
         assert_eq!(resp.status, 200);
         assert_eq!(header(&resp, "Content-Security-Policy"), Some(CSP));
         let t: LogTail = serde_json::from_slice(&resp.body).unwrap();
         assert_eq!((t.file.as_str(), t.lines.len()), ("module.log", 1));
-        let t: LogTail = serde_json::from_slice(&r.route(&req("GET", "/api/v1/logs/application", None, "")).body).unwrap();
+        let t: LogTail = serde_json::from_slice(&r.route(&req("GET", "/api/v1/logs/application", Some(&bearer), "")).body).unwrap();
         assert!(t.lines.is_empty());
-        assert_eq!(r.route(&req("GET", "/api/v1/logs/other", None, "")).status, 404);
+        assert_eq!(r.route(&req("GET", "/api/v1/logs/other", Some(&bearer), "")).status, 404);
         // Without a log directory (e.g. an embedded API), the logs are not there.
         let (r, ..) = routes(None);
-        assert_eq!(r.route(&req("GET", "/api/v1/logs/module", None, "")).status, 404);
+        assert_eq!(r.route(&req("GET", "/api/v1/logs/module", Some(&bearer), "")).status, 404);
     }
 
     #[test]

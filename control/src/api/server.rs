@@ -257,7 +257,7 @@ impl Routes {
         let path = req.path.as_str();
         let get = matches!(req.method.as_str(), "GET" | "HEAD");
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        if let Some(resp) = super::console::route(req, &segs, &self.status, self.settings.log_dir.as_deref()) {
+        if let Some(resp) = super::console::route(req, &segs, &self.status, self.settings.log_dir.as_deref(), |r| self.authorized(r)) {
             return resp;
         }
         match segs.as_slice() {

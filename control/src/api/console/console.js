@@ -2,7 +2,7 @@
 // it. No framework, no build step, nothing fetched from elsewhere.
 //   GET /api/v1/status           every second: members, this node, checkers, counters
 //   GET /api/v1/buckets          when the table's generation changes: the bucket map
-//   GET /api/v1/logs/<log>       every 3 s: module and application logs
+//   GET /api/v1/logs/<log>       every 3 s: module and application logs (with the token only)
 //   POST /api/v1/<action>        start, stop, restart, drain, undrain, reload, weight, with
 //                                Authorization: Bearer <token from sessionStorage>
 'use strict';
@@ -61,9 +61,9 @@
     return unixMs ? ago(Math.max(0, Date.now() - unixMs)) + ' (' + new Date(unixMs).toLocaleTimeString() + ')' : '—';
   }
 
-  async function getJson(path) {
+  async function getJson(path, headers) {
     // A request that hangs must not stop the polling: give up after 5 s.
-    const r = await fetch(path, { cache: 'no-store', signal: AbortSignal.timeout(5000) });
+    const r = await fetch(path, { cache: 'no-store', signal: AbortSignal.timeout(5000), headers: headers || {} });
     if (!r.ok) throw new Error(path + ': HTTP ' + r.status);
     return r.json();
   }
@@ -361,8 +361,14 @@
   async function pollLogs() {
     for (const log of ['module', 'application']) {
       const pre = $('log-' + log);
+      // The logs (script output, commands and their reasons) need the API token.
+      if (!token()) {
+        pre.textContent = '(the logs need the API token: enter it above)';
+        if (log === 'module') moduleLines = [];
+        continue;
+      }
       try {
-        const t = await getJson('/api/v1/logs/' + log);
+        const t = await getJson('/api/v1/logs/' + log, { 'Authorization': 'Bearer ' + token() });
         const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
         pre.textContent = t.lines.length ? t.lines.join('\n') : '(empty)';
         if (atEnd) pre.scrollTop = pre.scrollHeight;
@@ -463,6 +469,7 @@
       if (v) sessionStorage.setItem(TOKEN_KEY, v);
       input.value = '';
       showToken();
+      pollLogs();
     };
     $('token-use').addEventListener('click', use);
     input.addEventListener('keydown', (e) => { if (e.key === 'Enter') use(); });
