@@ -61,12 +61,9 @@ fn configure(port: &mut Port, what: &str, queues: u16, pool: &Mempool) -> Result
     let pc = PortConfig { rx_queues: queues, tx_queues: queues, rx_intr: true, ..PortConfig::default() };
     if let Err(e) = port.configure(&pc, pool) {
         tracing::debug!(port = port.name(), error = %e, "configure with rx interrupts failed: without");
-    } else {
-        port.start().with_context(|| format!("start {what} {}", port.name()))?;
-        return Ok(());
+        let pc = PortConfig { rx_intr: false, ..pc };
+        port.configure(&pc, pool).with_context(|| format!("configure {what} {}", port.name()))?;
     }
-    let pc = PortConfig { rx_intr: false, ..pc };
-    port.configure(&pc, pool).with_context(|| format!("configure {what} {}", port.name()))?;
     port.start().with_context(|| format!("start {what} {}", port.name()))?;
     Ok(())
 }
@@ -133,10 +130,9 @@ pub fn run(args: Args) -> Result<()> {
     let queues = u16::try_from(workers).context("workers")?;
     configure(&mut uplink, "uplink", queues, &pool)?;
     uplink.set_promiscuous(true).context("uplink promiscuous mode (needed for the VIP's virtual MAC)")?;
-    let local_setup = setup::local_port(&cfg, &args, mac, workers)?;
+    let setup::LocalSetup { devargs: local_args, veth } = setup::local_port(&cfg, &args, mac, workers)?;
     // Removed after the port is closed (dropped in reverse order).
-    let _veth = local_setup.veth.clone().map(Veth::create).transpose().context("local_port = \"af_xdp\": the veth pair")?;
-    let local_args = local_setup.devargs;
+    let _veth = veth.map(Veth::create).transpose().context("local_port = \"af_xdp\": the veth pair")?;
     let mut local = Port::attach(&eal, &local_args).with_context(|| format!("create the local port {local_args}"))?;
     configure(&mut local, "local port", queues, &pool)?;
 
