@@ -15,7 +15,8 @@ pub fn process_cpu_ns(pid: u32) -> io::Result<u64> {
     for t in std::fs::read_dir(Path::new("/proc").join(pid.to_string()).join("task"))? {
         let s = match std::fs::read_to_string(t?.path().join("schedstat")) {
             Ok(s) => s,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // thread exited
+            // The thread exited between the listing and the read: NotFound, or ESRCH from the read.
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(nix::libc::ESRCH) => continue,
             Err(e) => return Err(e),
         };
         total += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
